@@ -1,0 +1,7 @@
+"""Building blocks (Flax Linen): activations, initializers, layers, the perceptron."""
+
+from jdl.nn import activations, initializers
+from jdl.nn.layers import PReLU
+from jdl.nn.perceptron import Perceptron, PerceptronResult, perceptron_fit
+
+__all__ = ["activations", "initializers", "PReLU", "Perceptron", "PerceptronResult", "perceptron_fit"]

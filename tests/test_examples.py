@@ -1,0 +1,54 @@
+"""The lecture examples run as a user runs them, and print the notes' numbers."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run_example(name: str) -> str:
+    completed = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
+
+
+def test_perceptron_logic_gates_example():
+    out = run_example("01_perceptron_logic_gates.py")
+    assert re.search(r"1\s+1 \|\s+1\.4 \|\s+1 \|\s+1", out), "AND: 0.7 + 0.7 = 1.4 exceeds the threshold"
+    assert re.search(r"0\s+1 \|\s+0\.7 \|\s+0 \|\s+0", out)
+    assert re.search(r"1\s+0 \|\s+1\.2 \|\s+1 \|\s+1", out), "OR: 1.2 exceeds the threshold"
+    assert re.search(r"AND: converged after \d+ epochs", out)
+    assert re.search(r"OR : converged after \d+ epochs", out)
+    assert "XOR: did NOT converge in 20 epochs" in out
+    assert "accuracy 1.00" in out, "the MLP solves XOR"
+
+
+GOLDEN_2_2_2 = {
+    "out_h1": "0.593269992",
+    "out_h2": "0.596884378",
+    "out_o1": "0.75136507",
+    "out_o2": "0.772928465",
+    "E_total": "0.298371109",
+    "dE/dw5 (chain rule)": "0.082167041",
+    "dE/dw5 (jax.grad)": "0.082167041",
+    "dE/dw1 (chain rule)": "0.000438568",
+    "dE/dw1 (jax.grad)": "0.000438568",
+    "w5 after one step": "0.35891648",
+    "w1 after one step": "0.14978072",
+}
+
+
+def test_backprop_by_hand_example_reproduces_the_2_2_2_golden_numbers():
+    out = run_example("02_backprop_by_hand.py")
+    printed = {}
+    for line in out.splitlines()[1:]:
+        name, value = line.strip().rsplit(" ", 1)
+        printed[name.strip()] = float(value)
+    assert set(printed) == set(GOLDEN_2_2_2)
+    for name, golden in GOLDEN_2_2_2.items():
+        half_last_digit = 0.5 * 10.0 ** -len(golden.split(".")[1])
+        assert printed[name] == pytest.approx(float(golden), abs=half_last_digit), name
