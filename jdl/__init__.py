@@ -2,11 +2,25 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from jdl import losses, metrics, nn
+from jdl import callbacks, data, losses, metrics, models, nn, optim, train
+from jdl.train import History, TrainState, Trainer
 
 try:
     __version__ = version("jdl")
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.1.0"
 
-__all__ = ["losses", "metrics", "nn", "__version__"]
+__all__ = [
+    "History",
+    "TrainState",
+    "Trainer",
+    "__version__",
+    "callbacks",
+    "data",
+    "losses",
+    "metrics",
+    "models",
+    "nn",
+    "optim",
+    "train",
+]

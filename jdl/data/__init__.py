@@ -1,0 +1,43 @@
+"""Data: named data sets, splits and standardization, label encodings, batching, augmentation."""
+
+from jdl.data import augment, datasets, pipeline
+from jdl.data.augment import (
+    adjust_brightness,
+    compose,
+    flip,
+    random_brightness,
+    random_flip,
+    random_rotation,
+    random_zoom,
+    rotate,
+    zoom,
+)
+from jdl.data.datasets import FASHION_MNIST_CLASSES, Dataset, load, names, read_idx, register
+from jdl.data.pipeline import Split, Standardizer, batch_indices, label_encode, one_hot, split
+
+__all__ = [
+    "augment",
+    "datasets",
+    "pipeline",
+    "Dataset",
+    "FASHION_MNIST_CLASSES",
+    "load",
+    "names",
+    "read_idx",
+    "register",
+    "Split",
+    "Standardizer",
+    "batch_indices",
+    "label_encode",
+    "one_hot",
+    "split",
+    "adjust_brightness",
+    "compose",
+    "flip",
+    "random_brightness",
+    "random_flip",
+    "random_rotation",
+    "random_zoom",
+    "rotate",
+    "zoom",
+]

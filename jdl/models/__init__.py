@@ -1,0 +1,5 @@
+"""Ready-made models built from jdl.nn (Flax Linen modules)."""
+
+from jdl.models.mlp import MLP
+
+__all__ = ["MLP"]

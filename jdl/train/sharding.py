@@ -1,0 +1,58 @@
+"""Data parallelism over every visible device: a Mesh with one axis `data`.
+
+Batches are sharded along their first axis over `data`; parameters, optimizer state and
+the on-device data set are replicated. With one device there is no mesh and nothing changes.
+Multi-host: call `jax.distributed.initialize()` in every process before `fit`; each process
+must hold the same data set (it is replicated from each process's copy).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+AXIS = "data"
+
+
+def data_mesh(devices: list[Any] | None = None) -> Mesh | None:
+    """A 1-D Mesh named `data` over `devices` (default all), or None for a single device."""
+    devices = jax.devices() if devices is None else list(devices)
+    if len(devices) <= 1:
+        return None
+    return Mesh(np.asarray(devices), (AXIS,))
+
+
+def device_count(mesh: Mesh | None) -> int:
+    """Number of devices a batch is split over."""
+    return 1 if mesh is None else mesh.devices.size
+
+
+def check_batch_size(batch_size: int, mesh: Mesh | None, name: str = "batch_size") -> None:
+    """ValueError unless `batch_size` divides evenly over the mesh's devices."""
+    count = device_count(mesh)
+    if batch_size % count:
+        raise ValueError(
+            f"{name} must be divisible by the number of devices ({count}) for data parallelism, "
+            f"got {batch_size}; use a multiple of {count}, e.g. {count * max(1, round(batch_size / count))}"
+        )
+
+
+def replicate(tree: Any, mesh: Mesh | None) -> Any:
+    """Place every leaf of `tree` on all devices (or on the default device without a mesh)."""
+    if mesh is None:
+        return jax.device_put(tree)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    return jax.tree_util.tree_map(
+        lambda a: jax.make_array_from_callback(np.shape(a), replicated, lambda index: np.asarray(a)[index]), tree
+    )
+
+
+def shard_batch(tree: Any, mesh: Mesh | None) -> Any:
+    """Constrain every leaf's first axis to be split over the `data` axis (inside jit)."""
+    if mesh is None:
+        return tree
+    batch = NamedSharding(mesh, PartitionSpec(AXIS))
+    return jax.tree_util.tree_map(lambda a: jax.lax.with_sharding_constraint(a, batch), tree)

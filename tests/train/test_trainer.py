@@ -1,0 +1,177 @@
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jdl
+from jdl import callbacks as cb
+from jdl import optim
+from jdl.models import MLP
+from jdl.train import Trainer
+
+
+def blobs(n=96, d=4, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=3.0, size=(classes, d))
+    y = rng.integers(0, classes, size=n)
+    x = centers[y] + rng.normal(size=(n, d))
+    return x.astype(np.float32), y.astype(np.int32)
+
+
+X, Y = blobs()
+
+
+def trainer(**kw):
+    model = kw.pop("model", MLP(hidden=(16,), outputs=3))
+    return Trainer(model, loss=kw.pop("loss", "sparse_categorical_crossentropy"),
+                   optimizer=kw.pop("optimizer", optim.adam(0.01)), metrics=kw.pop("metrics", ["accuracy"]), **kw)
+
+
+def params_equal(a, b):
+    return all(np.array_equal(u, v) for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def test_fit_learns_and_reports_keras_history_keys():
+    state, history = trainer().fit(X, Y, epochs=15, batch_size=16, validation_split=0.25, verbose=0)
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
+    assert history.epoch == list(range(15))
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+    assert history.history["val_accuracy"][-1] > 0.9
+    assert history.history["lr"] == [pytest.approx(0.01)] * 15
+
+
+def test_same_seed_gives_bit_identical_parameters():
+    model = MLP(hidden=(16,), outputs=3, dropout=0.2, batch_norm=True)
+    a, _ = trainer(model=model).fit(X, Y, epochs=3, batch_size=10, verbose=0, seed=7)
+    b, _ = trainer(model=model).fit(X, Y, epochs=3, batch_size=10, verbose=0, seed=7)
+    c, _ = trainer(model=model).fit(X, Y, epochs=3, batch_size=10, verbose=0, seed=8)
+    assert params_equal(a.params, b.params) and params_equal(a.model_state, b.model_state)
+    assert not params_equal(a.params, c.params)
+
+
+def test_validation_split_takes_the_last_fraction_before_shuffling():
+    t = trainer()
+    state, history = t.fit(X, Y, epochs=2, batch_size=16, validation_split=0.25, verbose=0)
+    last = t.evaluate(state, X[72:], Y[72:])
+    assert history.history["val_loss"][-1] == pytest.approx(last["loss"], rel=1e-6)
+    assert history.history["val_accuracy"][-1] == pytest.approx(last["accuracy"], rel=1e-6)
+    assert history.params["samples"] == 72
+
+
+def reference_epochs(model, x, y, tx, batches, epochs, seed=0):
+    """A hand-written Flax + Optax loop over the given batch boundaries, no shuffling."""
+    state = jdl.train.create_state(model, x[:1], tx, seed=seed)
+    params, opt_state = state.params, tx.init(state.params)
+
+    def cost(p, xb, yb):
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(model.apply({"params": p}, xb), yb))
+
+    for _ in range(epochs):
+        for start, stop in batches:
+            grads = jax.grad(cost)(params, x[start:stop], y[start:stop])
+            updates, opt_state = tx.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+    return params
+
+
+@pytest.mark.parametrize("batch_size, batches", [
+    (None, [(0, 10)]),
+    (1, [(i, i + 1) for i in range(10)]),
+    (4, [(0, 4), (4, 8), (8, 10)]),
+])
+def test_batching_matches_a_hand_written_loop(batch_size, batches):
+    x, y = X[:10], Y[:10]
+    model = MLP(hidden=(8,), outputs=3)
+    state, history = trainer(model=model, optimizer=optim.sgd(0.1), metrics=[]).fit(
+        x, y, epochs=3, batch_size=batch_size, shuffle=False, verbose=0)
+    expected = reference_epochs(model, x, y, optax.sgd(0.1), batches, 3)
+    assert int(state.step) == 3 * len(batches)
+    for got, want in zip(jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(expected)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert history.params["steps"] == len(batches)
+
+
+def test_class_weight_is_exactly_the_equivalent_sample_weight():
+    weights = {0: 2.0, 1: 0.5, 2: 1.0}
+    a, ha = trainer().fit(X, Y, epochs=2, batch_size=16, class_weight=weights, verbose=0)
+    b, hb = trainer().fit(X, Y, epochs=2, batch_size=16, sample_weight=np.array([weights[c] for c in Y]), verbose=0)
+    assert params_equal(a.params, b.params)
+    assert ha.history["loss"] == hb.history["loss"]
+
+
+def test_early_stopping_restores_the_best_weights():
+    t = trainer(optimizer=optim.adam(0.3))
+    stopper = cb.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
+    state, history = t.fit(X, Y, epochs=40, batch_size=8, validation_split=0.25, callbacks=[stopper], verbose=0)
+    best = min(history.history["val_loss"])
+    assert t.evaluate(state, X[72:], Y[72:])["loss"] == pytest.approx(best, rel=1e-6)
+    assert len(history.epoch) < 40
+
+
+def test_non_finite_loss_stops_training_and_names_where():
+    x = np.linspace(-1, 1, 32, dtype=np.float32)[:, None]
+    y = (1e3 * x).astype(np.float32)
+    t = Trainer(MLP(hidden=(8,), outputs=1), loss="mse", optimizer=optim.sgd(10.0))
+    with pytest.warns(RuntimeWarning, match=r"Non-finite loss or gradient at epoch \d+ .*global step \d+.*first non-finite: "):
+        state, history = t.fit(x, y, epochs=50, batch_size=8, verbose=0, callbacks=[cb.TerminateOnNaN()])
+    assert history.stop_reason is not None and len(history.epoch) < 50
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(state.params))
+
+
+class TwoHeads(nn.Module):
+    @nn.compact
+    def __call__(self, inputs):
+        a, b = inputs["a"], inputs["b"]
+        h = nn.relu(nn.Dense(16)(jnp.concatenate([a, b], axis=-1)))
+        return {"label": nn.Dense(4)(h), "value": nn.Dense(1)(h)}
+
+
+def test_multi_input_multi_output_reports_each_head():
+    rng = np.random.default_rng(1)
+    inputs = {"a": rng.normal(size=(64, 11)).astype(np.float32), "b": rng.normal(size=(64, 5)).astype(np.float32)}
+    targets = {"label": rng.integers(0, 4, size=64), "value": rng.normal(size=(64,)).astype(np.float32)}
+    t = Trainer(TwoHeads(), loss={"label": "sparse_categorical_crossentropy", "value": "mse"},
+                optimizer=optim.adam(0.01), metrics={"label": ["accuracy"]}, loss_weights={"label": 1.0, "value": 0.5})
+    state, history = t.fit(inputs, targets, epochs=3, batch_size=16, verbose=0)
+    assert {"loss", "label_loss", "value_loss", "label_accuracy"} <= set(history.history)
+    scores = t.evaluate(state, inputs, targets)
+    assert scores["loss"] == pytest.approx(scores["label_loss"] + 0.5 * scores["value_loss"], rel=1e-5)
+    predictions = t.predict(state, inputs)
+    np.testing.assert_allclose(predictions["label"].sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_predict_applies_the_output_activation():
+    t = trainer()
+    state, _ = t.fit(X, Y, epochs=1, verbose=0)
+    probabilities = t.predict(state, X)
+    logits = MLP(hidden=(16,), outputs=3).apply({"params": state.params}, X)
+    np.testing.assert_allclose(probabilities, jax.nn.softmax(logits), rtol=1e-5, atol=1e-7)
+
+
+def test_bad_inputs_fail_before_compiling():
+    t = trainer()
+    with pytest.raises(ValueError, match="x and y must have the same number of examples, got 96 and 95"):
+        t.fit(X, Y[:-1], verbose=0)
+    with pytest.raises(ValueError, match=r"x must be finite, got NaN or Inf \(first at index \(3, 1\)\)"):
+        t.fit(np.where(np.arange(X.size).reshape(X.shape) == 13, np.nan, X), Y, verbose=0)
+    state = t.init(X)
+    with pytest.raises(ValueError, match=r"x does not match the inputs the model was built for: expected x \(n, 4\), got x \(n, 5\)"):
+        t.fit(np.ones((96, 5), np.float32), Y, state=state, verbose=0)
+    with pytest.raises(ValueError, match=r"y must be integer class labels in \[0, 2\] \(3 classes\), got values from 0 to 3"):
+        t.fit(X, np.where(Y == 2, 3, Y), verbose=0)
+    with pytest.raises(ValueError, match=r"validation_split must be in \[0, 1\), got 1.0"):
+        t.fit(X, Y, validation_split=1.0, verbose=0)
+    with pytest.raises(ValueError, match="batch_size must be > 0, got 0"):
+        t.fit(X, Y, batch_size=0, verbose=0)
+    with pytest.raises(ValueError, match=r"batch_size must be <= the number of training examples \(96\), got 200"):
+        t.fit(X, Y, batch_size=200, verbose=0)
+    with pytest.raises(ValueError, match="unknown optimizer 'adamm'"):
+        trainer(optimizer="adamm")
+    with pytest.raises(ValueError, match="unknown loss 'sparse_crossentropy'"):
+        trainer(loss="sparse_crossentropy")
+    with pytest.raises(TypeError, match="callbacks must be jdl.callbacks.Callback instances"):
+        t.fit(X, Y, callbacks=["early_stopping"], verbose=0)
+    with pytest.raises(ValueError, match=r"y has shape \(96, 2\), but the model outputs \(batch, 1\)"):
+        Trainer(MLP(outputs=1), loss="mse").fit(X, np.ones((96, 2)), verbose=0)
