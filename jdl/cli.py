@@ -1,4 +1,4 @@
-"""The `jdl` command: `jdl info` (versions and devices); more subcommands arrive with training."""
+"""The `jdl` command: `jdl info` (versions and devices) and `jdl train CONFIG` (batch runs)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,24 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    """Run a TOML config: `jdl train CONFIG [--set k=v ...] [--out DIR] [--resume]`."""
+    from jdl import config as config_lib
+    from jdl.train import run as run_lib
+
+    try:
+        config = config_lib.load(args.config, args.set)
+        summary = run_lib.run(config, args.out, resume=args.resume, verbose=args.verbose)
+    except (config_lib.ConfigError, FileExistsError, FileNotFoundError) as err:
+        print(f"jdl train: error: {err}", file=sys.stderr)
+        return 2
+    test = ", ".join(f"{k} {v:.4f}" for k, v in summary["test"].items())
+    print(f"{summary['name']}: {summary['epochs_run']} epochs, best epoch {summary['best_epoch']}; test {test}")
+    if summary["stop_reason"]:
+        print(summary["stop_reason"], file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `jdl` command, one subparser per subcommand."""
     parser = argparse.ArgumentParser(
@@ -40,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="subcommands")
     info = commands.add_parser("info", help="print jdl/JAX/Flax/Optax versions and the devices JAX sees")
     info.set_defaults(run=_info)
+    train = commands.add_parser("train", help="train from a TOML config and write a run directory")
+    train.add_argument("config", help="path to a TOML run config (see examples/configs/)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set train.learning_rate=0.01 (repeatable)")
+    train.add_argument("--out", default=None, help="run directory (default: runs/NAME)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="0 silent, 1 progress bars, 2 a line per epoch")
+    train.set_defaults(run=_train)
     return parser
 
 

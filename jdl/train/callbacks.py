@@ -60,6 +60,10 @@ class Callback:
     def on_train_end(self, state: Any, logs: Mapping[str, float]) -> Any:
         return None
 
+    def close(self) -> None:
+        """Release resources (finish background saves); called when fit ends, also on errors."""
+        return None
+
     def state_dict(self) -> dict[str, Any]:
         """JSON-able internal state, saved by BackupAndRestore so a resumed fit behaves identically."""
         return {}
@@ -99,6 +103,10 @@ class CallbackList:
 
     def on_train_end(self, state, logs):
         return self._run("on_train_end", state, logs)
+
+    def close(self) -> None:
+        for callback in self.callbacks:
+            callback.close()
 
 
 def _monitor_op(monitor: str, mode: str) -> Callable[[float, float], bool]:
@@ -299,20 +307,38 @@ class TerminateOnNaN(Callback):
 
 
 class CSVLogger(Callback):
-    """Write one row per epoch (epoch and every log) to a CSV file, appending when append=True."""
+    """Write one row per epoch (epoch and every log) to a CSV file.
+
+    With append=True an existing file is continued; rows for epochs at or after the first
+    epoch of this fit (left by an interrupted run that is being resumed) are dropped first.
+    """
 
     def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False):
         self.filename, self.separator, self.append = os.fspath(filename), separator, append
         self.keys: list[str] | None = None
 
     def on_train_begin(self, state, logs):
-        self.keys = None
+        self.keys, self.first_epoch = None, True
         if not self.append and os.path.exists(self.filename):
             os.remove(self.filename)
-        elif self.append and os.path.exists(self.filename):
-            with open(self.filename, newline="") as handle:
-                header = next(csv.reader(handle, delimiter=self.separator), None)
-            self.keys = header[1:] if header else None
+
+    def on_epoch_begin(self, epoch, state, logs):
+        if not (self.first_epoch and self.append and os.path.exists(self.filename)):
+            self.first_epoch = False
+            return None
+        self.first_epoch = False
+        with open(self.filename, newline="") as handle:
+            rows = list(csv.reader(handle, delimiter=self.separator))
+        if not rows:
+            return None
+        self.keys = rows[0][1:]
+        kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) < epoch]
+        if len(kept) != len(rows):
+            tmp = self.filename + ".tmp"
+            with open(tmp, "w", newline="") as handle:
+                csv.writer(handle, delimiter=self.separator).writerows(kept)
+            os.replace(tmp, self.filename)
+        return None
 
     def on_epoch_end(self, epoch, state, logs):
         if self.keys is None:

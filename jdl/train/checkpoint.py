@@ -21,15 +21,37 @@ from jdl.train.callbacks import Callback, _monitor_op, _monitored
 from jdl.train.state import TrainState
 
 
-def _manager(directory: str | os.PathLike, max_to_keep: int | None = None, best: tuple[str, str] | None = None) -> ocp.CheckpointManager:
+def _manager(directory: str | os.PathLike, max_to_keep: int | None = None, *, asynchronous: bool = False) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep,
-        best_fn=(lambda metrics: metrics[best[0]]) if best else None,
-        best_mode=best[1] if best else "max",
-        enable_async_checkpointing=False,
-        create=True,
+        max_to_keep=max_to_keep, enable_async_checkpointing=asynchronous, create=True
     )
     return ocp.CheckpointManager(os.path.abspath(os.fspath(directory)), options=options)
+
+
+def _save_args(state: TrainState, record: Mapping[str, Any] | None) -> ocp.args.Composite:
+    return ocp.args.Composite(state=ocp.args.StandardSave(state.arrays()),
+                              record=ocp.args.JsonSave(_json_safe(dict(record or {}))))
+
+
+class _Saver:
+    """One open Orbax manager per callback: saves run in the background while training goes on.
+
+    Orbax finalises a checkpoint by an atomic rename, so a save interrupted by a crash is ignored.
+    """
+
+    def __init__(self, directory: str | os.PathLike, max_to_keep: int | None):
+        self.directory, self.max_to_keep, self.manager = directory, max_to_keep, None
+
+    def save(self, step: int, state: TrainState, record: Mapping[str, Any]) -> None:
+        if self.manager is None:
+            self.manager = _manager(self.directory, self.max_to_keep, asynchronous=True)
+        self.manager.save(int(step), args=_save_args(state, record), force=True)
+
+    def close(self) -> None:
+        if self.manager is not None:
+            self.manager.wait_until_finished()
+            self.manager.close()
+            self.manager = None
 
 
 def _json_safe(value: Any) -> Any:
@@ -55,16 +77,10 @@ def _json_restore(value: Any) -> Any:
 
 
 def save(directory: str | os.PathLike, state: TrainState, step: int, record: Mapping[str, Any] | None = None,
-         *, max_to_keep: int | None = None, metrics: Mapping[str, float] | None = None) -> None:
+         *, max_to_keep: int | None = None) -> None:
     """Save the state's arrays and a JSON `record` as checkpoint `step` of `directory`."""
     manager = _manager(directory, max_to_keep)
-    manager.save(
-        int(step),
-        args=ocp.args.Composite(state=ocp.args.StandardSave(state.arrays()),
-                                record=ocp.args.JsonSave(_json_safe(dict(record or {})))),
-        metrics=dict(metrics) if metrics else None,
-        force=True,
-    )
+    manager.save(int(step), args=_save_args(state, record), force=True)
     manager.wait_until_finished()
     manager.close()
 
@@ -113,6 +129,7 @@ class ModelCheckpoint(Callback):
         self.monitor, self.verbose, self.save_best_only, self.max_to_keep = monitor, verbose, save_best_only, max_to_keep
         self.monitor_op = _monitor_op(monitor, mode)
         self.best = math.inf if self.monitor_op is np.less else -math.inf
+        self.saver = _Saver(self.directory, max_to_keep)
 
     def on_train_begin(self, state, logs):
         self.best = math.inf if self.monitor_op is np.less else -math.inf
@@ -125,8 +142,11 @@ class ModelCheckpoint(Callback):
             if self.verbose:
                 print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {current:.5f}, saving to {self.directory}")
             self.best = current
-        save(self.directory, state, epoch, {"epoch": epoch, "logs": dict(logs)}, max_to_keep=self.max_to_keep)
+        self.saver.save(epoch, state, {"epoch": epoch, "logs": dict(logs)})
         return None
+
+    def close(self) -> None:
+        self.saver.close()
 
     def state_dict(self):
         return {"best": self.best}
@@ -150,6 +170,7 @@ class BackupAndRestore(Callback):
         self.directory = os.fspath(backup_dir)
         self.delete_checkpoint = delete_checkpoint
         self.resumed_from: int | None = None
+        self.saver = _Saver(self.directory, 1)
 
     def on_train_begin(self, state, logs):
         self.resumed_from = None
@@ -171,10 +192,14 @@ class BackupAndRestore(Callback):
         history = self.context.history
         callbacks = [{"type": type(c).__name__, "state": c.state_dict()} for c in self.context.callbacks]
         record = {"epoch": epoch, "history": {"history": history.history, "epoch": history.epoch}, "callbacks": callbacks}
-        save(self.directory, state, epoch, record, max_to_keep=1)
+        self.saver.save(epoch, state, record)
         return None
 
+    def close(self) -> None:
+        self.saver.close()
+
     def on_train_end(self, state, logs):
+        self.saver.close()
         if self.delete_checkpoint and self.context.nonfinite is None and os.path.isdir(self.directory):
             shutil.rmtree(self.directory)
         return None

@@ -391,6 +391,15 @@ class Trainer:
         objective = self.objective(augment)
         run_chunk = _jitted_train_chunk(objective)
 
+        try:
+            state = self._fit_epochs(state, callback_list, context, plan, device_data, validation, run_chunk, objective)
+        finally:
+            callback_list.close()
+        return state, history
+
+    def _fit_epochs(self, state, callback_list, context, plan, device_data, validation, run_chunk, objective):
+        """The epoch loop of fit: dispatch chunks, gather logs once per epoch, run callbacks."""
+        history, epochs = context.history, context.epochs
         state = callback_list.on_train_begin(state, {})
         epoch = context.initial_epoch
         while epoch < epochs and not context.stop_training:
@@ -415,13 +424,12 @@ class Trainer:
             history.append(epoch, logs)
             if host["halted"]:
                 history.stop_reason = self._nonfinite_report(state, device_data, plan, epoch, host)
-                warnings.warn(history.stop_reason, RuntimeWarning, stacklevel=2)
+                warnings.warn(history.stop_reason, RuntimeWarning, stacklevel=3)
                 context.stop_training = True
                 context.nonfinite = history.stop_reason
             state = callback_list.on_epoch_end(epoch, state, logs)
             epoch += 1
-        state = callback_list.on_train_end(state, {})
-        return state, history
+        return callback_list.on_train_end(state, {})
 
     def _nonfinite_report(self, state: TrainState, data: Any, plan: _EpochPlan, epoch: int, host: Mapping) -> str:
         """Where the first non-finite loss or gradient appeared: epoch, step, batch and first layer."""

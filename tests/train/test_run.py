@@ -1,0 +1,115 @@
+"""`jdl train`: the run directory, refusing to overwrite, and exact resume after a kill."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from jdl import config as config_lib
+from jdl.train import checkpoint, run
+
+CONFIG = """
+name = "iris_resume"
+seed = 5
+[data]
+name = "iris"
+options = {{ test_size = 0.2, seed = 1 }}
+validation_split = 0.2
+[model]
+name = "mlp"
+hidden = [16]
+outputs = 3
+dropout = 0.1
+[train]
+epochs = {epochs}
+batch_size = 8
+optimizer = "adam"
+learning_rate = 0.01
+[callbacks]
+reduce_lr_on_plateau = {{ patience = 3, factor = 0.5 }}
+"""
+
+
+def jdl_train(*args, **popen):
+    command = [sys.executable, "-m", "jdl.cli", "train", *map(str, args), "--verbose", "0"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def final_arrays(out: Path, config_path: Path):
+    config = config_lib.load(config_path)
+    trainer, dataset = run.build(config)
+    state, record = checkpoint.restore(out / run.LATEST, trainer.init(dataset.x_train, config.seed))
+    return state, record
+
+
+def test_run_directory_and_refusal_to_overwrite(tmp_path):
+    config_path = tmp_path / "run.toml"
+    config_path.write_text(CONFIG.format(epochs=3))
+    out = tmp_path / "out"
+    process = jdl_train(config_path, "--out", out)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert "iris_resume: 3 epochs" in stdout
+    assert json.loads((out / "config.json").read_text())["train"]["epochs"] == 3
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2] and "val_accuracy" in rows[0]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs_run"] == 3 and set(summary["test"]) == {"loss", "accuracy"}
+    assert 0.0 <= summary["test"]["accuracy"] <= 1.0
+    assert checkpoint.latest_step(out / run.LATEST) == 2 and checkpoint.latest_step(out / run.BEST) is not None
+
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    again = jdl_train(config_path, "--out", out)
+    _, stderr = again.communicate(timeout=300)
+    assert again.returncode == 2 and "already holds a run; use --resume" in stderr
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    changed = jdl_train(config_path, "--out", out, "--resume", "--set", "train.learning_rate=0.5")
+    _, stderr = changed.communicate(timeout=300)
+    assert changed.returncode == 2 and "the config differs" in stderr
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_parameters(tmp_path):
+    config_path = tmp_path / "run.toml"
+    config_path.write_text(CONFIG.format(epochs=25))
+    whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
+    reference = jdl_train(config_path, "--out", whole)
+    _, stderr = reference.communicate(timeout=300)
+    assert reference.returncode == 0, stderr
+
+    victim = jdl_train(config_path, "--out", interrupted)
+    deadline = time.time() + 240
+    while time.time() < deadline and victim.poll() is None:
+        if (checkpoint.latest_step(interrupted / run.LATEST) or 0) >= 2:
+            victim.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    victim.communicate(timeout=60)
+    assert victim.returncode == -signal.SIGKILL, "the run must be killed mid-way for this test to mean anything"
+    killed_at = checkpoint.latest_step(interrupted / run.LATEST)
+    assert killed_at < 24
+
+    resumed = jdl_train(config_path, "--out", interrupted, "--resume")
+    _, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr
+
+    a, record_a = final_arrays(whole, config_path)
+    b, record_b = final_arrays(interrupted, config_path)
+    assert record_a["epoch"] == record_b["epoch"] == 24
+    for x, y in zip(jax.tree_util.tree_leaves(a.arrays()), jax.tree_util.tree_leaves(b.arrays())):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert record_a["history"] == record_b["history"]
+    rows_a = list(csv.reader((whole / "metrics.csv").open()))
+    rows_b = list(csv.reader((interrupted / "metrics.csv").open()))
+    assert rows_a == rows_b and len(rows_a) == 26
+    summary_a = json.loads((whole / "summary.json").read_text())
+    summary_b = json.loads((interrupted / "summary.json").read_text())
+    assert summary_a["test"] == summary_b["test"] and summary_a["epochs_run"] == summary_b["epochs_run"] == 25

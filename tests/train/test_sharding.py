@@ -1,0 +1,63 @@
+"""Data parallelism: fit on 8 (forced host) devices gives the single-device losses, batch sharded."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+SCRIPT = textwrap.dedent("""
+    import json, sys
+    import flax.linen as nn
+    import jax
+    import numpy as np
+    from jdl import optim
+    from jdl.train import Trainer
+
+    shardings = []
+
+    class Probe(nn.Module):
+        @nn.compact
+        def __call__(self, x, train=False):
+            if train:
+                jax.debug.inspect_array_sharding(x, callback=lambda s: shardings.append(list(s.shard_shape(x.shape))))
+            h = nn.tanh(nn.Dense(16)(x))
+            return nn.Dense(3)(h)
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100, 5)).astype(np.float32)
+    y = rng.integers(0, 3, size=100).astype(np.int32)
+    trainer = Trainer(Probe(), loss="sparse_categorical_crossentropy", optimizer=optim.adam(0.01), metrics=["accuracy"])
+    try:
+        trainer.fit(x, y, epochs=1, batch_size=12, verbose=0)
+        divisible_error = None
+    except ValueError as err:
+        divisible_error = str(err)
+    shardings.clear()
+    state, history = trainer.fit(x, y, epochs=3, batch_size=16, validation_split=0.2, verbose=0)
+    print(json.dumps({"devices": jax.device_count(), "history": history.history, "shardings": shardings,
+                      "divisible_error": divisible_error,
+                      "param_sharding": str(jax.tree_util.tree_leaves(state.params)[0].sharding)}))
+""")
+
+
+def run(devices: int) -> dict:
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+    completed = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_eight_devices_match_one_device_and_shard_the_batch():
+    one, eight = run(1), run(8)
+    assert one["devices"] == 1 and eight["devices"] == 8
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(eight["history"][key], one["history"][key], rtol=1e-5, err_msg=key)
+    assert eight["shardings"] and all(shape == [2, 5] for shape in eight["shardings"]), eight["shardings"]
+    assert one["shardings"] and all(shape == [16, 5] for shape in one["shardings"])
+    assert "batch_size must be divisible by the number of devices (8) for data parallelism, got 12" in eight["divisible_error"]
+    assert one["divisible_error"] is None
