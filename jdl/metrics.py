@@ -52,7 +52,11 @@ def _real(x: Any, name: str, dtype_kind: str | None = None) -> jax.Array:
 
 
 def _int_labels(x: jax.Array, name: str) -> jax.Array:
-    return _real(x, name, dtype_kind="int")
+    """Integer labels; float labels are checked to be whole numbers when concrete, rounded under jit."""
+    arr = _real(x, name)
+    if jnp.issubdtype(arr.dtype, jnp.floating) and not is_concrete(arr):
+        return jnp.round(arr).astype(jnp.int32)
+    return _real(arr, name, dtype_kind="int")
 
 
 def _not_empty(x: jax.Array, name: str) -> None:

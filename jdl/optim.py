@@ -192,13 +192,14 @@ def _kernels(params: Any) -> list[jax.Array]:
 def l2_penalty(params: Any, l2: float, m: Any) -> jax.Array:
     """The notes' L2 penalty λ/(2m)·Σ‖W‖² over the kernel leaves (paths ending in "kernel").
 
-    Added to the cost J with m the batch size, its gradient is (λ/m)·W on kernels, 0 elsewhere.
+    Added to the cost J with m the number of training examples (the notes' m, the same for every
+    batch and for evaluation), its gradient is (λ/m)·W on kernels, 0 elsewhere.
     Keras's `kernel_regularizer=l2(c)` adds c·Σ W², i.e. c = λ/(2m). Returns a scalar.
     """
     _checks.check_number(l2, "l2", nonnegative=True)
     if hasattr(m, "shape"):
         if tuple(m.shape) != ():
-            raise ValueError(f"m must be a scalar (the batch size), got {_checks.describe(m)}")
+            raise ValueError(f"m must be a scalar (the number of training examples), got {_checks.describe(m)}")
         if _checks.is_concrete(m):
             _checks.check_number(float(m), "m", positive=True)
     else:
@@ -354,6 +355,7 @@ class Optimizer:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str):
             raise TypeError(f"name must be an optimizer name (str), got {_checks.describe(self.name)}")
+        object.__setattr__(self, "_built", {})
         if self.transformation is not None:
             self._check_wrapped()
             return
@@ -409,12 +411,19 @@ class Optimizer:
     def build(self, steps_per_epoch: int | None = None) -> optax.GradientTransformation:
         """The optax transformation; an EpochSchedule needs `steps_per_epoch` to count steps in epochs.
 
-        A raw transformation (`as_optimizer`) is returned unchanged.
+        A raw transformation (`as_optimizer`) is returned unchanged. The result is cached, so
+        building twice gives the same object (states built from it share compiled steps).
         """
         if steps_per_epoch is not None:
             _checks.check_number(steps_per_epoch, "steps_per_epoch", integer=True, positive=True)
         if self.transformation is not None:
             return self.transformation
+        key = steps_per_epoch if isinstance(self.learning_rate, EpochSchedule) else None
+        if key not in self._built:
+            self._built[key] = self._build(steps_per_epoch)
+        return self._built[key]
+
+    def _build(self, steps_per_epoch: int | None) -> optax.GradientTransformation:
         rate = self.learning_rate
         if isinstance(rate, EpochSchedule):
             if steps_per_epoch is None:
@@ -462,7 +471,7 @@ class Optimizer:
             )
 
     def penalty(self, params: Any, m: Any) -> Any:
-        """λ/(2m)·Σ‖W‖² over kernels (`l2_penalty`), or 0.0 without l2; m = batch size."""
+        """λ/(2m)·Σ‖W‖² over kernels (`l2_penalty`), or 0.0 without l2; m = training-set size."""
         return 0.0 if self.l2 is None else l2_penalty(params, self.l2, m)
 
     def __repr__(self) -> str:

@@ -86,13 +86,13 @@ def save(directory: str | os.PathLike, state: TrainState, step: int, record: Map
 
 
 def latest_step(directory: str | os.PathLike) -> int | None:
-    """The newest complete checkpoint step in `directory`, or None."""
-    if not os.path.isdir(directory):
+    """The newest complete checkpoint step in `directory`, or None (safe while a save is running)."""
+    try:
+        entries = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    manager = _manager(directory)
-    step = manager.latest_step()
-    manager.close()
-    return step
+    steps = [int(e) for e in entries if e.isdigit() and os.path.exists(os.path.join(directory, e, "_CHECKPOINT_METADATA"))]
+    return max(steps) if steps else None
 
 
 def restore(directory: str | os.PathLike, state: TrainState, step: int | None = None) -> tuple[TrainState, dict[str, Any]]:

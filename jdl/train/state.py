@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -70,6 +71,12 @@ def check_model(model: Any) -> nn.Module:
     return model
 
 
+@functools.lru_cache(maxsize=32)
+def _init_function(model: nn.Module) -> Callable[..., Any]:
+    """model.init in inference mode, jit-compiled once per model."""
+    return jax.jit(lambda keys, x: model.init(keys, x, **mode_kwargs(model, False)))
+
+
 def create_state(
     model: nn.Module,
     sample_input: Any,
@@ -94,8 +101,7 @@ def create_state(
         _checks.as_array(leaf, "sample_input")
     opt = optim.as_optimizer(optimizer)
     params_key, dropout_key, rng = jax.random.split(jax.random.PRNGKey(seed), 3)
-    init = jax.jit(lambda keys, x: model.init(keys, x, **mode_kwargs(model, False)))
-    variables = init({"params": params_key, "dropout": dropout_key}, sample_input)
+    variables = _init_function(model)({"params": params_key, "dropout": dropout_key}, sample_input)
     variables = dict(variables)
     params = variables.pop("params", {})
     variables.pop("intermediates", None)

@@ -109,18 +109,21 @@ def all_finite(tree: Any) -> jax.Array:
     return functools.reduce(jnp.logical_and, leaves, jnp.asarray(True))
 
 
-def step_candidate(objective: Objective, state: TrainState, x: Any, y: Any, w: jax.Array) -> tuple[TrainState, dict, jax.Array]:
-    """One optimizer step without the non-finite guard: (new state, logs, finite flag)."""
+def step_candidate(objective: Objective, state: TrainState, x: Any, y: Any, w: jax.Array,
+                   examples: jax.Array) -> tuple[TrainState, dict, jax.Array]:
+    """One optimizer step without the non-finite guard: (new state, logs, finite flag).
+
+    examples: the training-set size m of the penalty λ/(2m)·Σ‖W‖².
+    """
     key = jax.random.fold_in(state.rng, state.step)
     if objective.augment is not None:
         key, augment_key = jax.random.split(key)
         x = objective.augment(augment_key, x)
-    batch_size = jax.tree_util.tree_leaves(x)[0].shape[0]
 
     def cost_fn(params):
         outputs, model_state = forward(state, params, x, objective=objective, train=True, key=key)
         cost, logs = score(objective, y, outputs, w)
-        cost = cost + objective.penalty(params, batch_size)
+        cost = cost + objective.penalty(params, examples)
         return cost, (logs, model_state)
 
     (cost, (logs, model_state)), grads = jax.value_and_grad(cost_fn, has_aux=True)(state.params)
@@ -140,9 +143,10 @@ def keep_if(ok: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
-def train_step(objective: Objective, state: TrainState, x: Any, y: Any, w: jax.Array) -> tuple[TrainState, dict]:
+def train_step(objective: Objective, state: TrainState, x: Any, y: Any, w: jax.Array,
+               examples: jax.Array) -> tuple[TrainState, dict]:
     """One guarded step: a non-finite loss or gradient leaves the state unchanged (logs["finite"] False)."""
-    new_state, logs, finite = step_candidate(objective, state, x, y, w)
+    new_state, logs, finite = step_candidate(objective, state, x, y, w, examples)
     return keep_if(finite, new_state, state), {**logs, "finite": finite}
 
 
@@ -160,6 +164,7 @@ def train_chunk(
     data: tuple[Any, Any, jax.Array],
     indices: jax.Array,
     masks: jax.Array,
+    examples: jax.Array,
 ) -> tuple[TrainState, jax.Array, dict]:
     """Run the steps of `indices` (steps, batch) in one `lax.scan`; stop updating after a non-finite step.
 
@@ -171,7 +176,7 @@ def train_chunk(
         state, halted = carry
         index, mask = batch_plan
         x, y, w = gather(data, index, mask, objective.mesh)
-        new_state, logs, finite = step_candidate(objective, state, x, y, w)
+        new_state, logs, finite = step_candidate(objective, state, x, y, w, examples)
         ok = finite & ~halted
         logs = {**logs, "nonfinite": ~finite & ~halted, "weight": jnp.where(halted, 0.0, logs["weight"])}
         return (keep_if(ok, new_state, state), halted | ~finite), logs

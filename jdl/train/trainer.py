@@ -127,6 +127,7 @@ class Trainer:
         self.steps_per_execution = steps_per_execution
         self.mesh = sharding.data_mesh()
         self._objectives: dict[Any, Objective] = {}
+        self.penalty_examples: int | None = None
 
     # -- configuration --------------------------------------------------------------------------
 
@@ -212,7 +213,11 @@ class Trainer:
 
     @functools.cached_property
     def _train_step(self) -> Callable:
-        return jax.jit(lambda state, x, y, w: train_step(self.objective(), state, x, y, w))
+        return jax.jit(lambda state, x, y, w, m: train_step(self.objective(), state, x, y, w, m))
+
+    def _examples(self, batch_size: int) -> jax.Array:
+        """m of the L2 penalty: the training-set size of the last fit, else the batch's size."""
+        return jnp.asarray(self.penalty_examples or batch_size, jnp.float32)
 
     def train_step(self, state: TrainState, batch: Sequence[Any]) -> tuple[TrainState, dict[str, jax.Array]]:
         """One pure, jit-compiled optimizer step on batch (x, y) or (x, y, sample_weight).
@@ -220,21 +225,21 @@ class Trainer:
         A non-finite loss or gradient leaves the state unchanged and sets metrics["finite"] False.
         """
         x, y, w = _unpack_batch(batch)
-        return self._train_step(state, x, y, w)
+        return self._train_step(state, x, y, w, self._examples(w.shape[0]))
 
     @functools.cached_property
     def _eval_step(self) -> Callable:
-        def step(state, x, y, w):
+        def step(state, x, y, w, m):
             outputs, _ = _forward_eval(self.objective(), state, x)
             cost, logs = score(self.objective(), y, outputs, w)
-            return {"loss": cost + self.optimizer.penalty(state.params, jax.tree_util.tree_leaves(x)[0].shape[0]), **logs}
+            return {"loss": cost + self.optimizer.penalty(state.params, m), **logs}
 
         return jax.jit(step)
 
     def eval_step(self, state: TrainState, batch: Sequence[Any]) -> dict[str, jax.Array]:
         """Loss and metrics of one batch in inference mode (dropout off, batch-norm running statistics)."""
         x, y, w = _unpack_batch(batch)
-        return self._eval_step(state, x, y, w)
+        return self._eval_step(state, x, y, w, self._examples(w.shape[0]))
 
     # -- data validation ------------------------------------------------------------------------
 
@@ -369,9 +374,16 @@ class Trainer:
             raise ValueError(f"batch_size must be <= the number of training examples ({n}), got {batch_size}")
         sharding.check_batch_size(batch_size, self.mesh)
         steps_per_epoch = math.ceil(n / batch_size)
+        self.penalty_examples = n
 
         if state is None:
             state = self.init(data.x, seed, steps_per_epoch=steps_per_epoch)
+        elif state.tx is not self.optimizer.build(steps_per_epoch):
+            warnings.warn(
+                "state was built with another optimizer transformation than this Trainer's (or another "
+                "steps_per_epoch for its schedule); fit continues with the state's own optimizer, state.tx",
+                RuntimeWarning, stacklevel=2,
+            )
         data = self._check_against_model(state, data)
         if validation is not None:
             validation = self._check_against_model(state, validation, name="validation_data ")
@@ -400,6 +412,7 @@ class Trainer:
     def _fit_epochs(self, state, callback_list, context, plan, device_data, validation, run_chunk, objective):
         """The epoch loop of fit: dispatch chunks, gather logs once per epoch, run callbacks."""
         history, epochs = context.history, context.epochs
+        examples = self._examples(plan.n)
         state = callback_list.on_train_begin(state, {})
         epoch = context.initial_epoch
         while epoch < epochs and not context.stop_training:
@@ -408,7 +421,7 @@ class Trainer:
             halted = jnp.asarray(False)
             chunk_logs = []
             for indices, masks in plan.chunks(epoch):
-                state, halted, logs = run_chunk(state, halted, device_data, indices, masks)
+                state, halted, logs = run_chunk(state, halted, device_data, indices, masks, examples)
                 chunk_logs.append(logs)
                 state = callback_list.on_train_batch_end(int(indices.shape[0]), state, logs)
             epoch_logs = _epoch_means(objective, chunk_logs)
@@ -444,7 +457,7 @@ class Trainer:
         def cost(params):
             key = jax.random.fold_in(state.rng, state.step)
             outputs, _ = forward(state, params, x, objective=objective, train=True, key=key)
-            return score(objective, y, outputs, w)[0] + self.optimizer.penalty(params, int(indices.shape[0]))
+            return score(objective, y, outputs, w)[0] + self.optimizer.penalty(params, self._examples(plan.n))
 
         loss, grads = jax.value_and_grad(cost)(state.params)
         where = "the loss itself" if not np.isfinite(float(loss)) else "no layer (the loss and gradients are finite when recomputed)"
@@ -474,7 +487,7 @@ class Trainer:
     def _evaluate_data(self, state: TrainState, data: Data, batch_size: int | None) -> dict[str, jax.Array]:
         indices, masks = self._plan(data.size, batch_size)
         device = sharding.replicate((data.x, data.y, data.w), self.mesh)
-        return _jitted_evaluate(self.objective(), data.size)(state, device, indices, masks)
+        return _jitted_evaluate(self.objective(), data.size)(state, device, indices, masks, self._examples(data.size))
 
     def evaluate(self, state: TrainState, x: Any, y: Any, *, batch_size: int | None = None,
                  sample_weight: Any = None) -> dict[str, float]:
@@ -573,12 +586,12 @@ def _jitted_predict(objective: Objective, n: int) -> Callable:
 
 @functools.lru_cache(maxsize=64)
 def _jitted_evaluate(objective: Objective, n: int) -> Callable:
-    def run(state, data, indices, masks):
+    def run(state, data, indices, masks, examples):
         x, y, w = data
         outputs = predict_chunk(objective, state, x, indices, masks)
         outputs = jax.tree_util.tree_map(lambda a: a[:n], outputs)
         cost, logs = score(objective, y, outputs, w)
-        return {"loss": cost + objective.penalty(state.params, n), **logs}
+        return {"loss": cost + objective.penalty(state.params, examples), **logs}
 
     return jax.jit(run)
 

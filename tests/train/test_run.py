@@ -113,3 +113,15 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     summary_a = json.loads((whole / "summary.json").read_text())
     summary_b = json.loads((interrupted / "summary.json").read_text())
     assert summary_a["test"] == summary_b["test"] and summary_a["epochs_run"] == summary_b["epochs_run"] == 25
+
+
+@pytest.mark.slow
+def test_readme_main_job_reaches_97_percent_on_digits(tmp_path):
+    main_job = Path(__file__).resolve().parents[2] / "examples" / "configs" / "digits_mlp.toml"
+    started = time.time()
+    process = jdl_train(main_job, "--out", tmp_path / "digits")
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    summary = json.loads((tmp_path / "digits" / "summary.json").read_text())
+    assert summary["test"]["accuracy"] >= 0.97, summary["test"]
+    assert time.time() - started < 120

@@ -175,3 +175,43 @@ def test_bad_inputs_fail_before_compiling():
         t.fit(X, Y, callbacks=["early_stopping"], verbose=0)
     with pytest.raises(ValueError, match=r"y has shape \(96, 2\), but the model outputs \(batch, 1\)"):
         Trainer(MLP(outputs=1), loss="mse").fit(X, np.ones((96, 2)), verbose=0)
+
+
+def test_binary_crossentropy_with_threshold_metrics():
+    x, labels = X, (Y > 0).astype(np.int32)
+    t = Trainer(MLP(hidden=(8,), outputs=1), loss="binary_crossentropy", optimizer=optim.adam(0.02),
+                metrics=["accuracy", "precision", "recall"])
+    state, history = t.fit(x, labels, epochs=10, batch_size=16, verbose=0)
+    scores = t.evaluate(state, x, labels)
+    probabilities = np.asarray(t.predict(state, x))[:, 0]
+    predicted = (probabilities > 0.5).astype(int)
+    assert scores["accuracy"] == pytest.approx(np.mean(predicted == labels), abs=1e-6)
+    assert scores["precision"] == pytest.approx(np.sum(predicted & labels) / np.sum(predicted), abs=1e-6)
+    assert history.history["accuracy"][-1] > 0.8
+
+
+def test_l2_penalty_uses_the_training_set_size_everywhere():
+    t = trainer(optimizer=optim.sgd(0.05, l2=3.0), metrics=[])
+    state, history = t.fit(X, Y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    kernels = sum(float(np.sum(np.square(p["kernel"]))) for p in state.params.values())
+    data_only = Trainer(MLP(hidden=(16,), outputs=3), loss="sparse_categorical_crossentropy").evaluate(state, X, Y)["loss"]
+    assert t.evaluate(state, X, Y)["loss"] == pytest.approx(data_only + 3.0 / (2 * 96) * kernels, rel=1e-5)
+    subset_data_only = Trainer(MLP(hidden=(16,), outputs=3), loss="sparse_categorical_crossentropy").evaluate(
+        state, X[:10], Y[:10])["loss"]
+    assert t.evaluate(state, X[:10], Y[:10])["loss"] == pytest.approx(subset_data_only + 3.0 / (2 * 96) * kernels, rel=1e-5)
+
+
+def test_fitting_again_with_the_same_shapes_does_not_recompile():
+    from jdl.train.trainer import _jitted_train_chunk
+
+    t = trainer()
+    t.fit(X, Y, epochs=1, batch_size=16, verbose=0)
+    compiled = _jitted_train_chunk(t.objective())._cache_size()
+    t.fit(X, Y, epochs=2, batch_size=16, verbose=0, seed=3)
+    assert _jitted_train_chunk(t.objective())._cache_size() == compiled
+
+
+def test_state_from_another_optimizer_is_flagged():
+    state = trainer(optimizer=optim.sgd(0.1)).init(X)
+    with pytest.warns(RuntimeWarning, match="another optimizer transformation"):
+        trainer().fit(X, Y, epochs=1, verbose=0, state=state)

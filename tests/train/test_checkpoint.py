@@ -1,0 +1,72 @@
+import jax
+import numpy as np
+import pytest
+
+from jdl import callbacks as cb
+from jdl import optim
+from jdl.models import MLP
+from jdl.train import Trainer, checkpoint
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(64, 4)).astype(np.float32)
+Y = (X[:, 0] + X[:, 1] > 0).astype(np.int32)
+
+
+def trainer():
+    return Trainer(MLP(hidden=(8,), outputs=2), loss="sparse_categorical_crossentropy", optimizer=optim.adam(0.05))
+
+
+def test_model_checkpoint_keeps_the_best_epoch_and_restores_it(tmp_path):
+    t = trainer()
+    saver = cb.ModelCheckpoint(tmp_path / "best", monitor="val_loss", save_best_only=True, max_to_keep=1)
+    seen = []
+    state, history = t.fit(X, Y, epochs=8, batch_size=8, validation_split=0.25, verbose=0,
+                           callbacks=[saver, cb.LambdaCallback(on_epoch_end=lambda e, s, logs: seen.append(s))])
+    best_epoch = int(np.argmin(history.history["val_loss"]))
+    assert checkpoint.latest_step(tmp_path / "best") == best_epoch
+    restored, record = checkpoint.restore(tmp_path / "best", t.init(X))
+    assert record["epoch"] == best_epoch and record["logs"]["val_loss"] == history.history["val_loss"][best_epoch]
+    for a, b in zip(jax.tree_util.tree_leaves(restored.arrays()), jax.tree_util.tree_leaves(seen[best_epoch].arrays())):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert t.evaluate(restored, X[48:], Y[48:])["loss"] == pytest.approx(history.history["val_loss"][best_epoch], rel=1e-6)
+
+
+def test_backup_and_restore_continues_an_interrupted_fit(tmp_path):
+    whole, _ = trainer().fit(X, Y, epochs=6, batch_size=8, verbose=0, seed=1)
+
+    class Crash(cb.Callback):
+        def on_epoch_end(self, epoch, state, logs):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    backup = tmp_path / "backup"
+    with pytest.raises(KeyboardInterrupt):
+        trainer().fit(X, Y, epochs=6, batch_size=8, verbose=0, seed=1, callbacks=[Crash(), cb.BackupAndRestore(backup)])
+    assert checkpoint.latest_step(backup) == 1
+    resumed, history = trainer().fit(X, Y, epochs=6, batch_size=8, verbose=0, seed=1, callbacks=[cb.BackupAndRestore(backup)])
+    assert history.epoch == list(range(6))
+    for a, b in zip(jax.tree_util.tree_leaves(whole.params), jax.tree_util.tree_leaves(resumed.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not backup.exists(), "a finished fit deletes its backup by default"
+
+
+def test_restore_without_checkpoint_names_the_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint found in"):
+        checkpoint.restore(tmp_path / "empty", trainer().init(X))
+
+
+def test_tensorboard_writes_event_files(tmp_path):
+    pytest.importorskip("tensorboardX")
+    trainer().fit(X, Y, epochs=2, batch_size=16, verbose=0, callbacks=[cb.TensorBoard(tmp_path / "tb")])
+    assert any(p.name.startswith("events.") for p in (tmp_path / "tb").iterdir())
+
+
+def test_augment_runs_on_training_batches_only():
+    t = trainer()
+    plain, _ = t.fit(X, Y, epochs=2, batch_size=8, verbose=0)
+    noisy, _ = t.fit(X, Y, epochs=2, batch_size=8, verbose=0,
+                     augment=lambda key, x: x + 0.5 * jax.random.normal(key, x.shape))
+    assert not np.array_equal(np.asarray(plain.params["Dense_0"]["kernel"]), np.asarray(noisy.params["Dense_0"]["kernel"]))
+    again, _ = t.fit(X, Y, epochs=2, batch_size=8, verbose=0,
+                     augment=lambda key, x: x + 0.5 * jax.random.normal(key, x.shape))
+    np.testing.assert_array_equal(np.asarray(noisy.params["Dense_0"]["kernel"]), np.asarray(again.params["Dense_0"]["kernel"]))
