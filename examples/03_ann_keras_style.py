@@ -12,24 +12,15 @@ Run: python examples/03_ann_keras_style.py [--epochs 100] [--patience 10] [--qui
 import argparse
 import time
 
-import jax.numpy as jnp
 import numpy as np
 
 import jdl
 
 
-def accuracy(y_true, y_pred, sample_weight=None):
-    """Binary accuracy. The Trainer casts 0/1 targets to float for binary cross-entropy, which
-    jdl.metrics.accuracy rejects (it wants integer labels), so metrics=["accuracy"] fails here;
-    this metric rounds the targets back to labels first."""
-    labels = jnp.round(jnp.asarray(y_true)).astype(jnp.int32)
-    return jdl.metrics.accuracy(labels, y_pred, sample_weight=sample_weight)
-
-
 def build_trainer():
     """The notes' Sequential model, "compiled": adam, binary cross-entropy, accuracy."""
     model = jdl.models.MLP(hidden=(11, 7), outputs=1, activation="relu", kernel_init="he_uniform")
-    return jdl.Trainer(model, loss="binary_crossentropy", optimizer=jdl.optim.adam(1e-3), metrics=[accuracy])
+    return jdl.Trainer(model, loss="binary_crossentropy", optimizer=jdl.optim.adam(1e-3), metrics=["accuracy"])
 
 
 def run(epochs=100, patience=10, seed=0, verbose=0):

@@ -54,7 +54,7 @@ def value(out, label):
 
 def table(out, columns):
     """Rows "name  v1 v2 ... v_columns" of a printed table: {name: [floats]}."""
-    pattern = re.compile(rf"^(\S.*?)" + rf"\s+{NUMBER}" * columns + r"\s*$", re.MULTILINE)
+    pattern = re.compile(r"^(\S.*?)" + rf"\s+{NUMBER}" * columns + r"\s*$", re.MULTILINE)
     return {m.group(1): [float(v) for v in m.groups()[1:]] for m in pattern.finditer(out)}
 
 

@@ -1,4 +1,3 @@
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -86,8 +85,8 @@ def test_shuffled_epochs_are_deterministic_per_seed():
 
 
 def test_starting_params_and_threshold_are_used():
-    result = perceptron_fit(GATE_INPUTS, AND, params=hand_set(0.7) | {"params": {"kernel": jnp.full((2, 1), 0.7), "bias": jnp.zeros(1)}},
-                            threshold=1.0, max_epochs=5)
+    start = {"params": {"kernel": jnp.full((2, 1), 0.7), "bias": jnp.zeros(1)}}
+    result = perceptron_fit(GATE_INPUTS, AND, params=start, threshold=1.0, max_epochs=5)
     assert result.converged and result.epochs == 1
     np.testing.assert_allclose(result.params["params"]["kernel"], np.full((2, 1), 0.7))
 
