@@ -47,7 +47,7 @@ def _learning_rate(train: config_lib.TrainConfig) -> Any:
 def build(config: config_lib.RunConfig) -> tuple[Trainer, Any]:
     """The Trainer and the loaded data set a config describes (everything validated before training)."""
     dataset = data_lib.load(config.data.name, **config.data.options)
-    model = models.get(config.model.name)(**config.model.options)
+    model = models.get(config.model.name)(**{k: _frozen(v) for k, v in config.model.options.items()})
     optimizer = optim.get(config.train.optimizer, learning_rate=_learning_rate(config.train),
                           **config.train.optimizer_options)
     trainer = Trainer(model, loss=config.train.loss, optimizer=optimizer, metrics=list(config.train.metrics))
@@ -144,3 +144,12 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
     }
     _write_json(out / "summary.json", summary)
     return summary
+
+
+def _frozen(value: Any) -> Any:
+    """TOML arrays as tuples, so the model built from a config is hashable like one written in Python."""
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _frozen(v) for k, v in value.items()}
+    return value

@@ -71,10 +71,20 @@ def check_model(model: Any) -> nn.Module:
     return model
 
 
-@functools.lru_cache(maxsize=32)
 def _init_function(model: nn.Module) -> Callable[..., Any]:
-    """model.init in inference mode, jit-compiled once per model."""
+    """model.init in inference mode, jit-compiled once per (hashable) model."""
+    try:
+        hash(model)
+    except TypeError:
+        return _compile_init(model)
+    return _cached_init(model)
+
+
+def _compile_init(model: nn.Module) -> Callable[..., Any]:
     return jax.jit(lambda keys, x: model.init(keys, x, **mode_kwargs(model, False)))
+
+
+_cached_init = functools.lru_cache(maxsize=32)(_compile_init)
 
 
 def create_state(
@@ -104,7 +114,8 @@ def create_state(
     variables = _init_function(model)({"params": params_key, "dropout": dropout_key}, sample_input)
     variables = dict(variables)
     params = variables.pop("params", {})
-    variables.pop("intermediates", None)
+    for transient in ("intermediates", "losses"):
+        variables.pop(transient, None)
     opt.check_params(params)
     tx = opt.build(steps_per_epoch)
     return TrainState(

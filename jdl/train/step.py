@@ -75,10 +75,16 @@ def _head(tree: Any, head: Any) -> Any:
     return tree if head is SINGLE else tree[head]
 
 
-def score(objective: Objective, y: Any, outputs: Any, w: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """(cost without penalty, logs) of `outputs` against targets `y` with example weights `w`."""
+def score(objective: Objective, y: Any, outputs: Any, w: jax.Array,
+          added: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """(cost without penalty, logs) of `outputs` against targets `y` with example weights `w`.
+
+    added: per-example losses the model sowed (see `forward`), weighted like the heads' losses.
+    """
     logs: dict[str, jax.Array] = {}
     cost = jnp.zeros((), jnp.float32)
+    if added is not None:
+        cost = cost + losses_lib.reduce_loss(added, w, "mean")
     for head, fn in objective.losses.items():
         y_h, out_h = _head(y, head), _head(outputs, head)
         head_cost = losses_lib.reduce_loss(per_example_loss(fn, y_h, out_h), w, "mean")
@@ -91,16 +97,44 @@ def score(objective: Objective, y: Any, outputs: Any, w: jax.Array) -> tuple[jax
     return cost, logs
 
 
-def forward(state: TrainState, params: Any, x: Any, *, objective: Objective, train: bool, key: jax.Array) -> tuple[Any, dict]:
-    """Model outputs and updated model state (batch statistics) in training or inference mode."""
+def forward(state: TrainState, params: Any, x: Any, *, objective: Objective, train: bool,
+            key: jax.Array) -> tuple[Any, dict, jax.Array]:
+    """(outputs, updated model state, added per-example loss (batch,)) in training or inference mode.
+
+    A model adds a term to its cost with `self.sow("losses", name, values)`, values (batch, ...):
+    each example's values are summed, and the cost takes their weighted mean like any loss (a
+    VAE's KL term, an auxiliary head's penalty). Batch statistics update in training mode only.
+    """
     variables = {"params": params, **state.model_state}
     kwargs = objective.train_kwargs if train else objective.eval_kwargs
     dropout_key, sample_key = jax.random.split(key)
     rngs = {"dropout": dropout_key, "sample": sample_key}
-    if train and state.model_state:
-        outputs, updates = state.apply_fn(variables, x, rngs=rngs, mutable=list(state.model_state), **kwargs)
-        return outputs, {**state.model_state, **updates}
-    return state.apply_fn(variables, x, rngs=rngs, **kwargs), state.model_state
+    mutable = [*state.model_state, ADDED_LOSSES] if train else [ADDED_LOSSES]
+    outputs, updates = state.apply_fn(variables, x, rngs=rngs, mutable=mutable, **kwargs)
+    updates = dict(updates)
+    added = added_loss(updates.pop(ADDED_LOSSES, {}), batch_size(x))
+    model_state = {**state.model_state, **updates} if train else state.model_state
+    return outputs, model_state, added
+
+
+ADDED_LOSSES = "losses"
+
+
+def batch_size(x: Any) -> int:
+    return int(jax.tree_util.tree_leaves(x)[0].shape[0])
+
+
+def added_loss(sown: Any, n: int) -> jax.Array:
+    """Σ over sown leaves of each example's summed values: (n,); zeros when the model sowed nothing."""
+    total = jnp.zeros((n,), jnp.float32)
+    for leaf in jax.tree_util.tree_leaves(sown):
+        if leaf.ndim == 0 or leaf.shape[0] != n:
+            raise ValueError(
+                f"a loss sown into the {ADDED_LOSSES!r} collection must have a leading batch axis ({n}, ...), "
+                f"got shape {tuple(leaf.shape)}"
+            )
+        total = total + jnp.sum(leaf.reshape(n, -1), axis=1).astype(jnp.float32)
+    return total
 
 
 def all_finite(tree: Any) -> jax.Array:
@@ -121,8 +155,8 @@ def step_candidate(objective: Objective, state: TrainState, x: Any, y: Any, w: j
         x = objective.augment(augment_key, x)
 
     def cost_fn(params):
-        outputs, model_state = forward(state, params, x, objective=objective, train=True, key=key)
-        cost, logs = score(objective, y, outputs, w)
+        outputs, model_state, added = forward(state, params, x, objective=objective, train=True, key=key)
+        cost, logs = score(objective, y, outputs, w, added)
         cost = cost + objective.penalty(params, examples)
         return cost, (logs, model_state)
 
@@ -185,15 +219,16 @@ def train_chunk(
     return state, halted, logs
 
 
-def predict_chunk(objective: Objective, state: TrainState, x: Any, indices: jax.Array, masks: jax.Array) -> Any:
-    """Inference-mode outputs for every batch of `indices` (batches, batch) -> (batches·batch, ...)."""
+def predict_chunk(objective: Objective, state: TrainState, x: Any, indices: jax.Array,
+                  masks: jax.Array) -> tuple[Any, jax.Array]:
+    """Inference-mode outputs and added losses for every batch of `indices` (batches, batch) -> (batches·batch, ...)."""
 
     def body(_, batch_plan):
         index, mask = batch_plan
         batch = jax.tree_util.tree_map(lambda a: jnp.take(a, index, axis=0), x)
         batch = sharding.shard_batch(batch, objective.mesh)
-        outputs, _ = forward(state, state.params, batch, objective=objective, train=False, key=state.rng)
-        return None, outputs
+        outputs, _, added = forward(state, state.params, batch, objective=objective, train=False, key=state.rng)
+        return None, (outputs, added)
 
     _, outputs = jax.lax.scan(body, None, (indices, masks))
     return jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:]), outputs)

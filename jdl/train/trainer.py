@@ -230,8 +230,8 @@ class Trainer:
     @functools.cached_property
     def _eval_step(self) -> Callable:
         def step(state, x, y, w, m):
-            outputs, _ = _forward_eval(self.objective(), state, x)
-            cost, logs = score(self.objective(), y, outputs, w)
+            outputs, _, added = _forward_eval(self.objective(), state, x)
+            cost, logs = score(self.objective(), y, outputs, w, added)
             return {"loss": cost + self.optimizer.penalty(state.params, m), **logs}
 
         return jax.jit(step)
@@ -456,8 +456,8 @@ class Trainer:
 
         def cost(params):
             key = jax.random.fold_in(state.rng, state.step)
-            outputs, _ = forward(state, params, x, objective=objective, train=True, key=key)
-            return score(objective, y, outputs, w)[0] + self.optimizer.penalty(params, self._examples(plan.n))
+            outputs, _, added = forward(state, params, x, objective=objective, train=True, key=key)
+            return score(objective, y, outputs, w, added)[0] + self.optimizer.penalty(params, self._examples(plan.n))
 
         loss, grads = jax.value_and_grad(cost)(state.params)
         where = "the loss itself" if not np.isfinite(float(loss)) else "no layer (the loss and gradients are finite when recomputed)"
@@ -571,14 +571,14 @@ def _jitted_train_chunk(objective: Objective) -> Callable:
     return jax.jit(functools.partial(train_chunk, objective))
 
 
-def _forward_eval(objective: Objective, state: TrainState, x: Any) -> tuple[Any, dict]:
+def _forward_eval(objective: Objective, state: TrainState, x: Any) -> tuple[Any, dict, jax.Array]:
     return forward(state, state.params, x, objective=objective, train=False, key=state.rng)
 
 
 @functools.lru_cache(maxsize=64)
 def _jitted_predict(objective: Objective, n: int) -> Callable:
     def run(state, x, indices, masks):
-        outputs = predict_chunk(objective, state, x, indices, masks)
+        outputs, _ = predict_chunk(objective, state, x, indices, masks)
         return jax.tree_util.tree_map(lambda a: a[:n], outputs)
 
     return jax.jit(run)
@@ -588,9 +588,8 @@ def _jitted_predict(objective: Objective, n: int) -> Callable:
 def _jitted_evaluate(objective: Objective, n: int) -> Callable:
     def run(state, data, indices, masks, examples):
         x, y, w = data
-        outputs = predict_chunk(objective, state, x, indices, masks)
-        outputs = jax.tree_util.tree_map(lambda a: a[:n], outputs)
-        cost, logs = score(objective, y, outputs, w)
+        outputs, added = jax.tree_util.tree_map(lambda a: a[:n], predict_chunk(objective, state, x, indices, masks))
+        cost, logs = score(objective, y, outputs, w, added)
         return {"loss": cost + objective.penalty(state.params, examples), **logs}
 
     return jax.jit(run)

@@ -215,3 +215,34 @@ def test_state_from_another_optimizer_is_flagged():
     state = trainer(optimizer=optim.sgd(0.1)).init(X)
     with pytest.warns(RuntimeWarning, match="another optimizer transformation"):
         trainer().fit(X, Y, epochs=1, verbose=0, state=state)
+
+
+class _SowsActivityPenalty(nn.Module):
+    """Dense 3 -> Dense 1 that adds ½‖h‖² per example to its cost through the "losses" collection."""
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        h = nn.Dense(3)(x)
+        self.sow("losses", "activity", 0.5 * jnp.sum(h**2, axis=-1))
+        return nn.Dense(1)(h)
+
+
+def test_losses_a_model_sows_are_added_to_the_cost_with_sample_weights():
+    rng = np.random.RandomState(0)
+    x, y = rng.randn(20, 4).astype(np.float32), rng.randn(20, 1).astype(np.float32)
+    w = rng.uniform(0.5, 2.0, 20).astype(np.float32)
+    trainer = jdl.Trainer(_SowsActivityPenalty(), loss="mse", optimizer=jdl.optim.sgd(0.01))
+    state = trainer.init(x)
+
+    def reference(params):
+        out = _SowsActivityPenalty().apply({"params": params}, x)
+        hidden = x @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"]
+        per_example = jnp.mean((out - y) ** 2, axis=-1) + 0.5 * jnp.sum(hidden**2, axis=-1)
+        return jnp.sum(w * per_example) / jnp.sum(w)
+
+    assert trainer.evaluate(state, x, y, sample_weight=w)["loss"] == pytest.approx(float(reference(state.params)), rel=1e-6)
+    stepped, _ = trainer.train_step(state, (x, y, w))
+    expected = jax.tree_util.tree_map(lambda p, g: p - 0.01 * g, state.params, jax.grad(reference)(state.params))
+    for got, want in zip(jax.tree_util.tree_leaves(stepped.params), jax.tree_util.tree_leaves(expected)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert "losses" not in state.model_state
