@@ -47,6 +47,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine_info, median_time, timed  # noqa: E402
+
 CEILING_GFLOPS = 360.0  # f32 jax.jit matmul on this machine kind (../shared/PERFORMANCE.md)
 GOAL_RATIO = 1.10
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -114,23 +117,6 @@ class CompileCounter:
     def __call__(self, event: str, duration: float, **_: Any) -> None:
         if event == self.EVENT:
             self.count += 1
-
-
-def timed(fn: Callable[[], Any]) -> tuple[float, float, float]:
-    """(wall, process CPU, calling-thread CPU) seconds of fn(), which must block until its results are ready.
-
-    XLA computes on its own threads, so the calling thread's CPU time is the host-side (Python,
-    dispatch, validation) work; it is far less sensitive to other processes' load than wall time.
-    """
-    w0, c0, t0 = time.perf_counter(), time.process_time(), time.thread_time()
-    fn()
-    return time.perf_counter() - w0, time.process_time() - c0, time.thread_time() - t0
-
-
-def median_time(fn: Callable[[], Any], repeats: int = 7) -> float:
-    """Median wall seconds of fn() over `repeats` calls (after one untimed call)."""
-    fn()
-    return statistics.median(timed(fn)[0] for _ in range(repeats))
 
 
 # -- the hand-written reference -------------------------------------------------------------------
@@ -550,28 +536,6 @@ def host_breakdown(trainer, state, x, y, batch_size: int, seed: int, epochs: int
         "host_predicted_per_call_ms": sum(per_call.values()) + epochs * sum(
             v for k, v in per_epoch.items() if not k.startswith(("dispatch", " "))),
     }
-
-
-def machine_info(jax, load_before, load_after) -> dict[str, Any]:
-    model = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    try:
-        with open("/proc/meminfo") as f:
-            mem_gib = round(int(f.readline().split()[1]) / 2**20, 1)
-    except (OSError, ValueError, IndexError):
-        mem_gib = None
-    return {"platform": platform.platform(), "machine": platform.machine(), "cpu_model": model,
-            "cpu_count": os.cpu_count(), "cpus_usable": usable, "memory_gib": mem_gib,
-            "jax_backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
-            "loadavg_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)]}
 
 
 def print_table(report: dict[str, Any], names: list[str], ref: str, fit: str) -> None:
