@@ -71,6 +71,23 @@ def per_example_loss(fn: Callable[..., jax.Array], y: jax.Array, out: jax.Array)
     return fn(y, out, reduction="none") if _takes_reduction(fn) else fn(y, out)
 
 
+def is_sparse(fn: Callable[..., Any]) -> bool:
+    """True for sparse_categorical_crossentropy (integer labels without a class axis)."""
+    base = fn.func if isinstance(fn, functools.partial) else fn
+    return base is losses_lib.sparse_categorical_crossentropy
+
+
+def example_means(per_example: jax.Array) -> jax.Array:
+    """(batch,) losses: the mean over any further axes, e.g. time steps of a sequence output (as Keras)."""
+    return per_example if per_example.ndim <= 1 else per_example.reshape(per_example.shape[0], -1).mean(axis=1)
+
+
+def metric_weights(w: jax.Array, labels: jax.Array, sparse: bool) -> jax.Array:
+    """Example weights (batch,) broadcast to one per label: (batch, T) for sequence labels."""
+    shape = labels.shape if sparse else labels.shape[:-1] if labels.ndim > 2 else labels.shape[:1]
+    return jnp.broadcast_to(w.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
+
+
 def _head(tree: Any, head: Any) -> Any:
     return tree if head is SINGLE else tree[head]
 
@@ -87,13 +104,14 @@ def score(objective: Objective, y: Any, outputs: Any, w: jax.Array,
         cost = cost + losses_lib.reduce_loss(added, w, "mean")
     for head, fn in objective.losses.items():
         y_h, out_h = _head(y, head), _head(outputs, head)
-        head_cost = losses_lib.reduce_loss(per_example_loss(fn, y_h, out_h), w, "mean")
+        head_cost = losses_lib.reduce_loss(example_means(per_example_loss(fn, y_h, out_h)), w, "mean")
         cost = cost + objective.loss_weights.get(head, 1.0) * head_cost
         if head is not SINGLE:
             logs[objective.log_name("loss", head)] = head_cost
         predictions = objective.activations[head](out_h)
         for name, metric in objective.metrics.get(head, ()):
-            logs[objective.log_name(name, head)] = jnp.asarray(metric(y_h, predictions, sample_weight=w), jnp.float32)
+            weights = metric_weights(w, y_h, is_sparse(fn))
+            logs[objective.log_name(name, head)] = jnp.asarray(metric(y_h, predictions, sample_weight=weights), jnp.float32)
     return cost, logs
 
 

@@ -20,7 +20,7 @@ from jdl.nn import activations
 from jdl.train import callbacks as callbacks_lib
 from jdl.train import sharding
 from jdl.train.state import TrainState, check_model, create_state, mode_kwargs
-from jdl.train.step import SINGLE, Objective, forward, per_example_loss, predict_chunk, score, train_chunk, train_step
+from jdl.train.step import SINGLE, Objective, forward, is_sparse, per_example_loss, predict_chunk, score, train_chunk, train_step
 
 MAX_STEPS_PER_EXECUTION = 256
 EVAL_BATCH_SIZE = 1024
@@ -619,11 +619,6 @@ def _activation_for_loss(fn: Callable) -> Callable:
     return activations.linear
 
 
-def _is_sparse(fn: Callable) -> bool:
-    base = fn.func if isinstance(fn, functools.partial) else fn
-    return base is losses_lib.sparse_categorical_crossentropy
-
-
 def _y_name(prefix: str, head: Any) -> str:
     return f"{prefix}y" if head is SINGLE else f"{prefix}y[{head!r}]"
 
@@ -632,7 +627,7 @@ def _check_targets(fn: Callable, y: np.ndarray, output: jax.ShapeDtypeStruct, na
     """Targets reshaped to the model's output (a trailing axis of 1 added) and validated for the loss."""
     out_shape = tuple(output.shape[1:])
     y = np.asarray(y)
-    if _is_sparse(fn):
+    if is_sparse(fn):
         if y.ndim == len(out_shape) + 1 and y.shape[-1] == 1 and len(out_shape) >= 1:
             y = y[..., 0]
         if tuple(y.shape[1:]) != out_shape[:-1]:

@@ -246,3 +246,29 @@ def test_losses_a_model_sows_are_added_to_the_cost_with_sample_weights():
     for got, want in zip(jax.tree_util.tree_leaves(stepped.params), jax.tree_util.tree_leaves(expected)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert "losses" not in state.model_state
+
+
+class _TokenTagger(nn.Module):
+    """Embed 7 -> Dense 5 per time step: (batch, T) tokens -> (batch, T, 5) logits."""
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        return nn.Dense(5)(nn.Embed(7, 4)(x))
+
+
+def test_sequence_targets_average_over_time_steps_and_weight_every_step_of_an_example():
+    rng = np.random.RandomState(0)
+    x = rng.randint(0, 7, (30, 6))
+    y = (x + 1) % 5
+    w = rng.uniform(0.5, 2.0, 30).astype(np.float32)
+    trainer = jdl.Trainer(_TokenTagger(), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    state = trainer.init(x)
+    scores = trainer.evaluate(state, x, y, sample_weight=w)
+
+    logits = np.asarray(_TokenTagger().apply({"params": state.params}, x), np.float64)
+    log_p = logits - logits.max(-1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
+    token_loss = -np.take_along_axis(log_p, y[..., None], -1)[..., 0]
+    correct = logits.argmax(-1) == y
+    assert scores["loss"] == pytest.approx(np.sum(w[:, None] * token_loss) / (6 * w.sum()), rel=1e-5)
+    assert scores["accuracy"] == pytest.approx(np.sum(w[:, None] * correct) / (6 * w.sum()), rel=1e-6)
