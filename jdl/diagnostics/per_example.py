@@ -1,0 +1,598 @@
+"""Per-example gradients: `vmap(grad)` for any model, and exact per-example norms without materializing them.
+
+`loss_fn(params, *example)` is the loss of ONE example (arrays without the batch axis); `batch` is
+a tuple of arrays (or pytrees) with a leading example axis n, e.g. `(x, y)`.
+
+The fast path ("fast", picked by "auto") intercepts the parameterised Flax layers whose gradient
+is a product of what they see and what comes back: with a_t a layer's inputs and δ_t = ∂ℓ_i/∂z_t
+the gradient of example i's loss w.r.t. the layer's outputs at position t,
+
+    Dense / DenseGeneral   g_W = Σ_t a_t δ_tᵀ,  ‖g_W‖² = Σ_t,t' (a_t·a_t')(δ_t·δ_t')   (‖a‖²‖δ‖² for one position)
+    Conv                   the same with a_t the input patch under the kernel at output position t
+    Embed                  ‖g_E‖² = Σ_t,t' [id_t = id_t'] (δ_t·δ_t')
+    LayerNorm              g_γ = Σ_t δ_t ⊙ x̂_t,  g_β = Σ_t δ_t
+
+a_t and δ_t come from one batched backward pass (δ as the gradient w.r.t. a zero perturbation added
+to the layer's output through `flax.linen.intercept_methods`), so user models need no change.
+Every other parameter (custom `self.param`s, layers called inside `nn.scan` or `nn.remat`, layers
+used through another method such as `Embed.attend`) gets its exact per-example gradient from the
+same pass by `vmap(grad)`: the result is exact for any model. BatchNorm models: call the model in
+inference mode inside `loss_fn` (running statistics), since a batch statistic mixes examples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jdl import _checks
+
+METHODS = ("auto", "fast", "vmap")
+_FAST_TYPES = (nn.Dense, nn.DenseGeneral, nn.Conv, nn.Embed, nn.LayerNorm)
+
+
+# -- validation -----------------------------------------------------------------------------------
+
+
+def _check(loss_fn: Any, params: Any, batch: Any, chunk_size: Any = None) -> tuple[tuple[Any, ...], int]:
+    """(batch as a tuple, n) after checking every argument; raises before anything is traced."""
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a callable loss_fn(params, *example) -> scalar, got {_checks.describe(loss_fn)}")
+    if not jax.tree_util.tree_leaves(params):
+        raise ValueError(f"params must hold at least one array, got {_checks.describe(params)}")
+    if not isinstance(batch, (tuple, list)):
+        raise TypeError(f"batch must be a tuple of per-example arguments such as (x, y), got {_checks.describe(batch)}")
+    leaves = jax.tree_util.tree_leaves(batch)
+    if not leaves:
+        raise ValueError("batch must hold at least one array with a leading example axis, got none")
+    sizes = {int(np.shape(leaf)[0]) if np.ndim(leaf) else -1 for leaf in leaves}
+    if -1 in sizes:
+        raise ValueError("every array in batch must have a leading example axis (n, ...), got a scalar")
+    if len(sizes) > 1:
+        raise ValueError(f"every array in batch must have the same number of examples, got sizes {sorted(sizes)}")
+    n = sizes.pop()
+    if n == 0:
+        raise ValueError("batch must hold at least one example, got 0")
+    if chunk_size is not None:
+        _checks.check_number(chunk_size, "chunk_size", integer=True, positive=True)
+    return tuple(batch), n
+
+
+def _check_method(method: Any) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    return method
+
+
+# -- mapping over examples ------------------------------------------------------------------------
+
+
+def _map_examples(fn: Callable[..., Any], batch: tuple[Any, ...], n: int, chunk_size: int | None) -> Any:
+    """vmap(fn) over the examples of batch; with chunk_size, `lax.map` over chunks of that many (bounded memory)."""
+    if chunk_size is None or chunk_size >= n:
+        return jax.vmap(fn)(*batch)
+    chunks = math.ceil(n / chunk_size)
+    pad = chunks * chunk_size - n
+
+    def split(a):
+        a = jnp.concatenate([a, jnp.repeat(a[:1], pad, axis=0)]) if pad else a
+        return a.reshape((chunks, chunk_size) + a.shape[1:])
+
+    out = jax.lax.map(lambda b: jax.vmap(fn)(*b), jax.tree_util.tree_map(split, batch))
+    return jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:])[:n], out)
+
+
+def per_example_grads(loss_fn: Callable[..., jax.Array], params: Any, batch: Sequence[Any], *,
+                      chunk_size: int | None = None) -> Any:
+    """∇_θ ℓ(θ; example_i) for every example: a pytree like params with a leading (n,) axis.
+
+    vmap(grad(loss_fn)) over the leading axis of every array in batch; chunk_size bounds memory.
+    """
+    batch, n = _check(loss_fn, params, batch, chunk_size)
+    return _jit_per_example_grads(loss_fn, chunk_size)(params, batch)
+
+
+@functools.lru_cache(maxsize=64)
+def _jit_per_example_grads(loss_fn: Callable, chunk_size: int | None) -> Callable:
+    def run(params, batch):
+        n = jax.tree_util.tree_leaves(batch)[0].shape[0]
+        return _map_examples(lambda *ex: jax.grad(loss_fn)(params, *ex), batch, n, chunk_size)
+
+    return jax.jit(run)
+
+
+# -- layer groups ---------------------------------------------------------------------------------
+
+
+def layer_name(path: tuple[Any, ...]) -> str:
+    """"Dense_0" for params path (Dense_0, kernel): the '/'-joined path of the leaf's module."""
+    keys = [str(getattr(k, "key", getattr(k, "idx", k))) for k in path]
+    return "/".join(keys[:-1]) or keys[0]
+
+
+def layer_names(params: Any) -> list[str]:
+    """The layers of params in order: the modules that own parameter leaves."""
+    names: list[str] = []
+    for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]:
+        name = layer_name(path)
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _by_layer(params: Any, leaf_values: Sequence[jax.Array]) -> dict[str, jax.Array]:
+    """Sum per-leaf values (n,) into per-layer values {layer: (n,)}."""
+    out: dict[str, jax.Array] = {}
+    for (path, _), value in zip(jax.tree_util.tree_flatten_with_path(params)[0], leaf_values):
+        name = layer_name(path)
+        out[name] = out[name] + value if name in out else value
+    return out
+
+
+# -- the fast path: a plan of intercepted calls ---------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Call:
+    """One intercepted layer call: its kind, the param leaves it owns (by role), and its static config."""
+
+    kind: str
+    leaves: tuple[tuple[str, int], ...]
+    config: tuple[Any, ...] = ()
+
+
+def _current_trace() -> Any:
+    from jax._src import core
+
+    return core.trace_ctx.trace
+
+
+def _fast_supported(module: nn.Module) -> str | None:
+    """The kind of layer the fast path handles exactly, or None."""
+    kind = type(module)
+    if kind is nn.Dense:
+        return "dense"
+    if kind is nn.DenseGeneral:
+        axis = (module.axis,) if isinstance(module.axis, int) else tuple(module.axis)
+        return "dense_general" if not module.batch_dims and len(axis) >= 1 else None
+    if kind is nn.Conv:
+        ok = module.feature_group_count == 1 and module.mask is None and module.input_dilation in (None, 1) and (
+            not isinstance(module.padding, str) or module.padding.upper() in ("SAME", "VALID"))
+        return "conv" if ok else None
+    if kind is nn.Embed:
+        return "embed"
+    if kind is nn.LayerNorm:
+        ok = module.reduction_axes in (-1, (-1,)) and module.feature_axes in (-1, (-1,)) and module.axis_name is None
+        return "layer_norm" if ok else None
+    return None
+
+
+def _conv_config(module: nn.Conv, ndim: int) -> tuple[Any, ...]:
+    spatial = ndim - 2
+    kernel = tuple(module.kernel_size) if not isinstance(module.kernel_size, int) else (module.kernel_size,) * spatial
+    strides = module.strides or 1
+    strides = (strides,) * spatial if isinstance(strides, int) else tuple(strides)
+    dilation = module.kernel_dilation or 1
+    dilation = (dilation,) * spatial if isinstance(dilation, int) else tuple(dilation)
+    padding = module.padding
+    if isinstance(padding, str):
+        padding = padding.upper()
+    elif isinstance(padding, int):
+        padding = ((padding, padding),) * spatial
+    else:
+        padding = tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
+    return kernel, strides, dilation, padding
+
+
+def _classify(module: nn.Module, method_name: str, args: tuple, kwargs: dict,
+              index_of: dict[int, int]) -> tuple[str | None, dict[str, int | None]]:
+    """(kind the fast path covers or None, {param name: leaf index}) of one intercepted method call."""
+    own = {name: index_of.get(id(value)) for name, value in _module_params(module).items()}
+    kind = _fast_supported(module)
+    if kind is None or method_name != "__call__" or None in own.values() or kwargs or len(args) != 1:
+        return None, own
+    if kind == "dense_general":
+        ndim = jnp.ndim(args[0])
+        axis = (module.axis,) if isinstance(module.axis, int) else tuple(module.axis)
+        axis = tuple(sorted(a % ndim for a in axis))
+        if axis != tuple(range(ndim - len(axis), ndim)):
+            return None, own
+    return kind, own
+
+
+def _config(kind: str, module: nn.Module, x: Any) -> tuple[Any, ...]:
+    if kind == "conv":
+        return _conv_config(module, jnp.ndim(x))
+    if kind == "dense_general":
+        return (1 if isinstance(module.axis, int) else len(module.axis),)
+    if kind == "layer_norm":
+        return (module.epsilon, module.use_scale, module.use_bias)
+    return ()
+
+
+class _Plan:
+    """Which layer calls the fast path covers, found by tracing loss_fn on one example (no FLOPs)."""
+
+    def __init__(self, loss_fn: Callable, params: Any, example: tuple[Any, ...]):
+        self.n_leaves = len(jax.tree_util.tree_leaves(params))
+        self.calls: list[_Call] = []
+        self.perturb_shapes: list[jax.ShapeDtypeStruct] = []
+        excluded: set[int] = set()
+        kinds: dict[int, set[str]] = {}
+
+        def trace(params_t, *example_t):
+            index_of = {id(leaf): i for i, leaf in enumerate(jax.tree_util.tree_leaves(params_t))}
+            top = _current_trace()
+
+            def interceptor(next_fun, args, kwargs, context):
+                if context.method_name == "setup":
+                    return next_fun(*args, **kwargs)
+                kind, own = _classify(context.module, context.method_name, args, kwargs, index_of)
+                indices = {i for i in own.values() if i is not None}
+                if not indices:
+                    return next_fun(*args, **kwargs)
+                if kind is None or _current_trace() is not top:
+                    excluded.update(indices)
+                    return next_fun(*args, **kwargs)
+                out = next_fun(*args, **kwargs)
+                for i in indices:
+                    kinds.setdefault(i, set()).add(kind)
+                self.calls.append(_Call(kind, tuple(sorted(own.items())), _config(kind, context.module, args[0])))
+                self.perturb_shapes.append(jax.ShapeDtypeStruct(jnp.shape(out), jnp.result_type(out)))
+                return out
+
+            with nn.intercept_methods(interceptor):
+                return loss_fn(params_t, *example_t)
+
+        jax.eval_shape(trace, params, *example)
+        mixed = {i for i, k in kinds.items() if len(k) > 1}
+        self.leftover = sorted(excluded | mixed | (set(range(self.n_leaves)) - set(kinds)))
+        bad = set(self.leftover)
+        self.keep = tuple(k for k, call in enumerate(self.calls) if not bad & {i for _, i in call.leaves})
+        self.calls = [self.calls[k] for k in self.keep]
+        self.perturb_shapes = [self.perturb_shapes[k] for k in self.keep]
+
+
+def _module_params(module: nn.Module) -> dict[str, Any]:
+    try:
+        return dict(module.variables.get("params", {}))
+    except Exception:  # a module outside a bound scope owns no variables
+        return {}
+
+
+def _capture(loss_fn: Callable, plan: _Plan, params_full: Callable[[Any], Any]) -> Callable:
+    """g(leftover, perturbations, *example) -> (loss, (inputs, x̂)) of each covered call, for grad and vmap."""
+    keep = {k: position for position, k in enumerate(plan.keep)}
+
+    def g(leftover, perturbations, *example):
+        params = params_full(leftover)
+        index_of = {id(leaf): i for i, leaf in enumerate(jax.tree_util.tree_leaves(params))}
+        top = _current_trace()
+        seen = [0]
+        captured: list[Any] = []
+
+        def interceptor(next_fun, args, kwargs, context):
+            kind, own = _classify(context.module, context.method_name, args, kwargs, index_of)
+            if kind is None or not own or _current_trace() is not top:
+                return next_fun(*args, **kwargs)
+            index = seen[0]
+            seen[0] += 1
+            out = next_fun(*args, **kwargs)
+            if index not in keep:
+                return out
+            captured.append(args[0])
+            return out + perturbations[keep[index]].astype(jnp.result_type(out))
+
+        with nn.intercept_methods(interceptor):
+            loss = loss_fn(params, *example)
+        if len(captured) != len(plan.calls):
+            raise RuntimeError("loss_fn called its layers differently on a second trace; use method='vmap'")
+        extras = [_layer_norm_stats(a, call) if call.kind == "layer_norm" else None
+                  for a, call in zip(captured, plan.calls)]
+        return loss, (captured, extras)
+
+    return g
+
+
+def _layer_norm_stats(x: jax.Array, call: _Call) -> jax.Array:
+    """x̂ = (x - mean) / sqrt(var + ε) over the last axis (what LayerNorm's scale multiplies)."""
+    epsilon = call.config[0]
+    x = _wide(x)
+    mean = x.mean(-1, keepdims=True)
+    var = jnp.maximum((x * x).mean(-1, keepdims=True) - mean * mean, 0.0)
+    return (x - mean) * jax.lax.rsqrt(var + epsilon)
+
+
+# -- per-layer algebra for one example ------------------------------------------------------------
+
+
+def _patches(x: jax.Array, config: tuple[Any, ...]) -> jax.Array:
+    """Input patches under a Conv kernel: (positions, kh·kw·c_in) in the kernel's (kh, kw, c_in) order."""
+    kernel, strides, dilation, padding = config
+    spatial = len(kernel)
+    lhs = x.reshape((-1,) + x.shape[-spatial - 1:])
+    specs = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}[spatial]
+    p = jax.lax.conv_general_dilated_patches(lhs, kernel, strides, padding, rhs_dilation=dilation,
+                                             dimension_numbers=specs)
+    c = x.shape[-1]
+    p = p.reshape((-1, c) + tuple(kernel))
+    p = jnp.moveaxis(p, 1, -1)
+    return p.reshape(p.shape[0], -1)
+
+
+def _wide(x: jax.Array) -> jax.Array:
+    """x in at least float32 (float64 stays float64): sums of squares need the range."""
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
+def _outer_sq_norm(a: jax.Array, d: jax.Array) -> jax.Array:
+    """‖Σ_t a_t d_tᵀ‖²_F for a (T, p), d (T, q), by the cheaper of the Gram form and the direct product."""
+    t, p = a.shape
+    q = d.shape[1]
+    if t == 1:
+        return jnp.sum(a * a) * jnp.sum(d * d)
+    if t * t * (p + q) <= t * p * q + p * q:
+        return jnp.sum((a @ a.T) * (d @ d.T))
+    g = a.T @ d
+    return jnp.sum(g * g)
+
+
+def _covered_terms(call: _Call, a: jax.Array, delta: jax.Array, extra: Any) -> dict[int, tuple]:
+    """{leaf index: (A (T, p), D (T, q)) or ("vector", g)} describing each owned leaf's gradient for one call."""
+    roles = dict(call.leaves)
+    out = {}
+    if call.kind in ("dense", "dense_general", "conv"):
+        if call.kind == "conv":
+            rows = _patches(a, call.config)
+            d = delta.reshape(-1, delta.shape[-1])
+        elif call.kind == "dense":
+            rows = a.reshape(-1, a.shape[-1])
+            d = delta.reshape(-1, delta.shape[-1])
+        else:
+            n_in = call.config[0]
+            rows = a.reshape((-1, math.prod(a.shape[a.ndim - n_in:])))
+            d = delta.reshape((rows.shape[0], -1))
+        out[roles["kernel"]] = ("outer", _wide(rows), _wide(d))
+        if "bias" in roles:
+            out[roles["bias"]] = ("sum", _wide(d))
+    elif call.kind == "embed":
+        d = _wide(delta.reshape(-1, delta.shape[-1]))
+        out[roles["embedding"]] = ("embed", a.reshape(-1), d)
+    elif call.kind == "layer_norm":
+        d = _wide(delta.reshape(-1, delta.shape[-1]))
+        xhat = extra.reshape(d.shape)
+        _, use_scale, use_bias = call.config
+        if use_scale:
+            out[roles["scale"]] = ("vector", jnp.sum(d * xhat, axis=0))
+        if use_bias:
+            out[roles["bias"]] = ("vector", jnp.sum(d, axis=0))
+    return out
+
+
+def _merge(terms: list[dict[int, tuple]]) -> dict[int, tuple]:
+    """Combine the terms of a leaf used by several calls (shared weights): concatenate positions, add vectors."""
+    merged: dict[int, tuple] = {}
+    for term in terms:
+        for leaf, value in term.items():
+            if leaf not in merged:
+                merged[leaf] = value
+            elif value[0] == "vector":
+                merged[leaf] = ("vector", merged[leaf][1] + value[1])
+            else:
+                merged[leaf] = (value[0],) + tuple(jnp.concatenate([o, v]) for o, v in zip(merged[leaf][1:], value[1:]))
+    return merged
+
+
+def _sq_norm(term: tuple) -> jax.Array:
+    kind = term[0]
+    if kind == "outer":
+        return _outer_sq_norm(term[1], term[2])
+    if kind == "sum":
+        s = term[1].sum(0)
+        return jnp.sum(s * s)
+    if kind == "vector":
+        return jnp.sum(term[1] * term[1])
+    ids, d = term[1], term[2]
+    same = ids[:, None] == ids[None, :]
+    return jnp.sum(jnp.where(same, d @ d.T, 0.0))
+
+
+def _gradient(term: tuple, shape: tuple[int, ...]) -> jax.Array:
+    """The leaf's per-example gradient itself (for sums of squares), shape `shape`."""
+    kind = term[0]
+    if kind == "outer":
+        return (term[1].T @ term[2]).reshape(shape)
+    if kind == "sum":
+        return term[1].sum(0).reshape(shape)
+    if kind == "vector":
+        return term[1].reshape(shape)
+    ids, d = term[1], term[2]
+    return jax.ops.segment_sum(d, ids, num_segments=shape[0]).reshape(shape)
+
+
+# -- the fast pass --------------------------------------------------------------------------------
+
+
+def _fast_example_fn(loss_fn: Callable, params: Any, plan: _Plan,
+                     per_leaf: Callable[[dict[int, tuple], dict[int, jax.Array]], Any]) -> Callable:
+    """one(*example) -> per_leaf(terms of the covered leaves, gradients of the leftover leaves)."""
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    leftover_index = plan.leftover
+    leftover = [leaves[i] for i in leftover_index]
+
+    def params_full(left):
+        full = list(leaves)
+        for i, value in zip(leftover_index, left):
+            full[i] = value
+        return jax.tree_util.tree_unflatten(treedef, full)
+
+    g = _capture(loss_fn, plan, params_full)
+
+    def one(*example):
+        zeros = [jnp.zeros(s.shape, s.dtype) for s in plan.perturb_shapes]
+        (left_grads, deltas), (inputs, extras) = jax.grad(g, argnums=(0, 1), has_aux=True)(leftover, zeros, *example)
+        terms = _merge([_covered_terms(call, a, d, e) for call, a, d, e in zip(plan.calls, inputs, deltas, extras)])
+        return per_leaf(terms, dict(zip(leftover_index, left_grads)))
+
+    return one
+
+
+def _leaf_sq_norms_fast(loss_fn, params, batch, plan, chunk_size) -> list[jax.Array]:
+    """‖g_i‖² of every parameter leaf: a list (in tree order) of (n,) arrays."""
+
+    def per_leaf(terms, left):
+        return [jnp.sum(jnp.square(_wide(left[i]))) if i in left else _sq_norm(terms[i])
+                for i in range(plan.n_leaves)]
+
+    n = jax.tree_util.tree_leaves(batch)[0].shape[0]
+    return _map_examples(_fast_example_fn(loss_fn, params, plan, per_leaf), batch, n, chunk_size)
+
+
+def _leaf_sq_norms_vmap(loss_fn, params, batch, chunk_size) -> list[jax.Array]:
+    n = jax.tree_util.tree_leaves(batch)[0].shape[0]
+
+    def one(*example):
+        grads = jax.grad(loss_fn)(params, *example)
+        return [jnp.sum(jnp.square(_wide(g))) for g in jax.tree_util.tree_leaves(grads)]
+
+    return _map_examples(one, batch, n, chunk_size)
+
+
+def _signature(tree: Any) -> tuple[Any, ...]:
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    return treedef, tuple((jnp.shape(leaf), jnp.result_type(leaf)) for leaf in leaves)
+
+
+_PLAN_CACHE: dict[Any, _Plan | None] = {}
+
+
+def _resolve_plan(loss_fn, params, batch, method: str) -> _Plan | None:
+    """The fast plan for method "fast"/"auto" (None means: use vmap), cached per function and shapes."""
+    if method == "vmap":
+        return None
+    key = (loss_fn, method, _signature(params), _signature(batch))
+    if key not in _PLAN_CACHE:
+        if len(_PLAN_CACHE) > 64:
+            _PLAN_CACHE.clear()
+        _PLAN_CACHE[key] = _new_plan(loss_fn, params, batch, method)
+    return _PLAN_CACHE[key]
+
+
+def _new_plan(loss_fn, params, batch, method: str) -> _Plan | None:
+    example = jax.tree_util.tree_map(lambda a: a[0], batch)
+    try:
+        plan = _Plan(loss_fn, params, example)
+    except Exception as err:  # the trace itself failed: only vmap can say more
+        if method == "fast":
+            raise
+        del err
+        return None
+    if method == "auto" and not plan.calls:
+        return None
+    return plan
+
+
+def per_example_grad_norms(loss_fn: Callable[..., jax.Array], params: Any, batch: Sequence[Any], *,
+                           by_layer: bool = False, method: str = "auto",
+                           chunk_size: int | None = None) -> jax.Array | dict[str, jax.Array]:
+    """Exact ‖∇_θ ℓ(θ; example_i)‖₂ for every example: (n,), or {layer: (n,)} with by_layer.
+
+    method: "vmap" (norms of vmap(grad)), "fast" (layer algebra, see the module docstring; other
+    parameters by vmap in the same pass), "auto" (fast when the model has a layer it covers).
+    """
+    batch, n = _check(loss_fn, params, batch, chunk_size)
+    method = _check_method(method)
+    if not isinstance(by_layer, bool):
+        raise TypeError(f"by_layer must be True or False, got {_checks.describe(by_layer)}")
+    plan = _resolve_plan(loss_fn, params, batch, method)
+    leaf_sq = _jit_sq_norms(loss_fn, plan, chunk_size)(params, batch)
+    if by_layer:
+        return {name: jnp.sqrt(v) for name, v in _by_layer(params, leaf_sq).items()}
+    return jnp.sqrt(sum(leaf_sq[1:], leaf_sq[0]))
+
+
+_PLANS: dict[Any, Any] = {}
+
+
+def _jit_sq_norms(loss_fn: Callable, plan: _Plan | None, chunk_size: int | None) -> Callable:
+    key = (loss_fn, id(plan) if plan is not None else None, chunk_size, "norms")
+    if key not in _PLANS:
+        if plan is None:
+            fn = jax.jit(lambda params, batch: _leaf_sq_norms_vmap(loss_fn, params, batch, chunk_size))
+        else:
+            fn = jax.jit(lambda params, batch: _leaf_sq_norms_fast(loss_fn, params, batch, plan, chunk_size))
+        _PLANS.clear() if len(_PLANS) > 64 else None
+        _PLANS[key] = (fn, plan)
+    return _PLANS[key][0]
+
+
+def per_example_moments(loss_fn: Callable[..., jax.Array], params: Any, batch: Sequence[Any], *,
+                        method: str = "auto", chunk_size: int | None = None) -> tuple[Any, Any]:
+    """(Σ_i g_i, Σ_i g_i²) per parameter entry, pytrees like params: what gradient variance and GSNR need.
+
+    Var[g] = Σg²/n - (Σg/n)² per entry. The fast path forms each covered leaf's per-example
+    gradient one example at a time from (a, δ) inside the pass, never holding n copies of it.
+    """
+    batch, n = _check(loss_fn, params, batch, chunk_size)
+    method = _check_method(method)
+    plan = _resolve_plan(loss_fn, params, batch, method)
+    key = (loss_fn, id(plan) if plan is not None else None, chunk_size, "moments")
+    if key not in _PLANS:
+        _PLANS[key] = (jax.jit(functools.partial(_moments, loss_fn, plan=plan, chunk_size=chunk_size)), plan)
+    return _PLANS[key][0](params, batch)
+
+
+MOMENTS_CHUNK = 32
+
+
+def _moments(loss_fn, params, batch, *, plan, chunk_size):
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    shapes = [leaf.shape for leaf in leaves]
+    if plan is None:
+        def one(*example):
+            return [_wide(g) for g in jax.tree_util.tree_leaves(jax.grad(loss_fn)(params, *example))]
+    else:
+        def per_leaf(terms, left):
+            return [_wide(left[i]) if i in left else _gradient(terms[i], shapes[i])
+                    for i in range(len(shapes))]
+
+        one = _fast_example_fn(loss_fn, params, plan, per_leaf)
+
+    n = jax.tree_util.tree_leaves(batch)[0].shape[0]
+    size = min(n, chunk_size or MOMENTS_CHUNK)
+    chunks = math.ceil(n / size)
+    pad = chunks * size - n
+    mask = (jnp.arange(chunks * size) < n).reshape(chunks, size)
+
+    def split(a):
+        a = jnp.concatenate([a, jnp.repeat(a[:1], pad, axis=0)]) if pad else a
+        return a.reshape((chunks, size) + a.shape[1:])
+
+    def body(carry, chunk):
+        total, squares = carry
+        examples, m = chunk
+        gs = jax.vmap(one)(*examples)
+        gs = [jnp.where(m.reshape((-1,) + (1,) * (gi.ndim - 1)), gi, 0).astype(t.dtype) for gi, t in zip(gs, total)]
+        return ([t + gi.sum(0) for t, gi in zip(total, gs)], [q + (gi * gi).sum(0) for q, gi in zip(squares, gs)]), None
+
+    zeros = [jnp.zeros(leaf.shape, jnp.promote_types(leaf.dtype, jnp.float32)) for leaf in leaves]
+    (total, squares), _ = jax.lax.scan(body, (zeros, list(zeros)), (jax.tree_util.tree_map(split, batch), mask))
+    return jax.tree_util.tree_unflatten(treedef, total), jax.tree_util.tree_unflatten(treedef, squares)
+
+
+def fast_path_coverage(loss_fn: Callable[..., jax.Array], params: Any, batch: Sequence[Any]) -> dict[str, list[str]]:
+    """{"fast": layers whose per-example norms come from layer algebra, "vmap": layers that need vmap(grad)}."""
+    batch, _ = _check(loss_fn, params, batch)
+    plan = _resolve_plan(loss_fn, params, batch, "fast")
+    paths = [layer_name(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    slow = {paths[i] for i in plan.leftover}
+    names = layer_names(params)
+    return {"fast": [n for n in names if n not in slow], "vmap": [n for n in names if n in slow]}

@@ -1,0 +1,173 @@
+"""Per-example gradients against a Python loop of jax.grad, and the fast norms against vmap, model by model."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jdl.diagnostics import (
+    fast_path_coverage,
+    layer_names,
+    per_example_grad_norms,
+    per_example_grads,
+    per_example_moments,
+)
+from jdl.models import MLP
+
+
+def _cross_entropy(model):
+    def loss_fn(params, x, y):
+        logits = model.apply({"params": params}, x[None])[0]
+        return -jax.nn.log_softmax(logits)[y]
+
+    return loss_fn
+
+
+class _SmallCNN(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.Conv(4, (3, 3), padding="SAME")(x))
+        x = nn.avg_pool(x, (2, 2), (2, 2))
+        x = nn.relu(nn.Conv(6, (3, 3), strides=2, padding=((1, 0), (0, 1)))(x))
+        return nn.Dense(3)(x.reshape(x.shape[0], -1))
+
+
+class _EmbeddingBag(nn.Module):
+    """Embed tokens (repeats in a sequence share rows) -> mean -> Dense."""
+
+    @nn.compact
+    def __call__(self, tokens):
+        return nn.Dense(3)(nn.Embed(7, 5)(tokens).mean(axis=1))
+
+
+class _TinyTransformer(nn.Module):
+    """Embed + learned positions + a pre-LN self-attention block (DenseGeneral inside) + MLP + mean-pool head."""
+
+    @nn.compact
+    def __call__(self, tokens):
+        h = nn.Embed(9, 8)(tokens) + self.param("position", nn.initializers.normal(0.1), (tokens.shape[1], 8))
+        h = h + nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=8)(nn.LayerNorm()(h))
+        h = h + nn.Dense(8)(nn.gelu(nn.Dense(16)(nn.LayerNorm()(h))))
+        return nn.Dense(3)(h.mean(axis=1))
+
+
+class _LSTMClassifier(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        h = nn.RNN(nn.LSTMCell(6, param_dtype=x.dtype))(nn.Dense(4, param_dtype=x.dtype)(x))
+        return nn.Dense(3)(h[:, -1])
+
+
+def _case(name):
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 3, 6)
+    if name == "mlp":
+        return MLP(hidden=(8, 7), outputs=3), rng.randn(6, 5), y
+    if name == "cnn":
+        return _SmallCNN(), rng.randn(6, 8, 8, 2), y
+    if name == "embedding":
+        return _EmbeddingBag(), rng.randint(0, 7, (6, 6)), y
+    if name == "transformer":
+        return _TinyTransformer(), rng.randint(0, 9, (6, 5)), y
+    return _LSTMClassifier(), rng.randn(6, 7, 3), y
+
+
+def _float64_setup(name):
+    model, x, y = _case(name)
+    params = model.init(jax.random.PRNGKey(1), jnp.asarray(x[:1]))["params"]
+    params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, jnp.float64), params)
+    return model, params, jnp.asarray(x), jnp.asarray(y)
+
+
+def _loop_grads(loss_fn, params, x, y):
+    """The reference: jax.grad of one example at a time, in a Python loop."""
+    grad = jax.jit(jax.grad(loss_fn))
+    return [grad(params, x[i], y[i]) for i in range(x.shape[0])]
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "embedding", "transformer", "lstm"])
+def test_per_example_grads_and_norms_equal_a_python_loop_of_grad(x64, name):
+    model, params, x, y = _float64_setup(name)
+    loss_fn = _cross_entropy(model)
+    loop = _loop_grads(loss_fn, params, x, y)
+    stacked = per_example_grads(loss_fn, params, (x, y))
+    for i, reference in enumerate(loop):
+        for got, want in zip(jax.tree_util.tree_leaves(stacked), jax.tree_util.tree_leaves(reference)):
+            np.testing.assert_allclose(got[i], want, rtol=1e-6, atol=1e-12)
+
+    want_global = np.sqrt([sum(float(jnp.sum(g**2)) for g in jax.tree_util.tree_leaves(r)) for r in loop])
+    want_layers = {}
+    for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]:
+        keys = [str(k.key) for k in path]
+        want_layers.setdefault("/".join(keys[:-1]) or keys[0], None)
+    for layer in want_layers:
+        want_layers[layer] = np.sqrt([
+            sum(float(jnp.sum(g**2)) for p, g in jax.tree_util.tree_flatten_with_path(r)[0]
+                if ("/".join(str(k.key) for k in p[:-1]) or str(p[0].key)) == layer)
+            for r in loop
+        ])
+    assert list(want_layers) == layer_names(params)
+    for method in ("vmap", "fast") if name == "mlp" else ("fast",):
+        np.testing.assert_allclose(per_example_grad_norms(loss_fn, params, (x, y), method=method), want_global, rtol=1e-5)
+        by_layer = per_example_grad_norms(loss_fn, params, (x, y), method=method, by_layer=True)
+        assert list(by_layer) == list(want_layers)
+        for layer, want in want_layers.items():
+            np.testing.assert_allclose(by_layer[layer], want, rtol=1e-5, atol=1e-12, err_msg=f"{method} {layer}")
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "embedding", "transformer", "lstm"])
+def test_sums_of_per_example_gradients_and_of_their_squares(x64, name):
+    """Against per_example_grads, itself checked against the loop above."""
+    model, params, x, y = _float64_setup(name)
+    loss_fn = _cross_entropy(model)
+    loop = [jax.tree_util.tree_map(lambda g: g[i], per_example_grads(loss_fn, params, (x, y))) for i in range(len(x))]
+    total, squares = per_example_moments(loss_fn, params, (x, y), chunk_size=4)
+    want_total = jax.tree_util.tree_map(lambda *g: sum(g), *loop)
+    want_squares = jax.tree_util.tree_map(lambda *g: sum(gi**2 for gi in g), *loop)
+    for got, want in zip(jax.tree_util.tree_leaves((total, squares)), jax.tree_util.tree_leaves((want_total, want_squares))):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-12)
+
+
+def test_the_fast_path_covers_dense_conv_embedding_and_layer_norm_and_leaves_the_rest_to_vmap(x64):
+    coverage = {}
+    for name in ("mlp", "cnn", "embedding", "transformer", "lstm"):
+        model, params, x, y = _float64_setup(name)
+        coverage[name] = fast_path_coverage(_cross_entropy(model), params, (x, y))
+    assert coverage["mlp"]["vmap"] == [] and coverage["cnn"]["vmap"] == [] and coverage["embedding"]["vmap"] == []
+    assert coverage["transformer"]["vmap"] == ["position"]
+    assert "LayerNorm_0" in coverage["transformer"]["fast"]
+    assert "MultiHeadDotProductAttention_0/query" in coverage["transformer"]["fast"]
+    assert coverage["lstm"]["fast"] == ["Dense_0", "Dense_1"], "the cell inside nn.RNN's scan falls back to vmap"
+
+
+def test_chunked_per_example_gradients_equal_the_unchunked_ones():
+    model, x, y = _case("mlp")
+    params = model.init(jax.random.PRNGKey(0), x[:1])["params"]
+    loss_fn = _cross_entropy(model)
+    whole = per_example_grads(loss_fn, params, (x, y))
+    chunked = per_example_grads(loss_fn, params, (x, y), chunk_size=3)
+    for a, b in zip(jax.tree_util.tree_leaves(whole), jax.tree_util.tree_leaves(chunked)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(per_example_grad_norms(loss_fn, params, (x, y), chunk_size=4),
+                               per_example_grad_norms(loss_fn, params, (x, y), method="vmap"), rtol=1e-5)
+
+
+def test_bad_arguments_are_named():
+    model, x, y = _case("mlp")
+    params = model.init(jax.random.PRNGKey(0), x[:1])["params"]
+    loss_fn = _cross_entropy(model)
+    with pytest.raises(TypeError, match="loss_fn"):
+        per_example_grads("ce", params, (x, y))
+    with pytest.raises(TypeError, match="batch must be a tuple"):
+        per_example_grads(loss_fn, params, x)
+    with pytest.raises(ValueError, match="same number of examples"):
+        per_example_grads(loss_fn, params, (x, y[:4]))
+    with pytest.raises(ValueError, match="chunk_size"):
+        per_example_grads(loss_fn, params, (x, y), chunk_size=0)
+    with pytest.raises(ValueError, match="method must be one of"):
+        per_example_grad_norms(loss_fn, params, (x, y), method="backpack")
+    with pytest.raises(TypeError, match="by_layer"):
+        per_example_grad_norms(loss_fn, params, (x, y), by_layer="yes")
+    with pytest.raises(ValueError, match="params"):
+        per_example_grads(loss_fn, {}, (x, y))
