@@ -1,4 +1,7 @@
-"""Gradient diagnostics: per-example gradients and their exact fast norms."""
+"""Gradient diagnostics: per-example gradients and their exact fast norms, layer statistics, Jacobian spectra."""
+
+from jdl.diagnostics import stats
+from jdl.diagnostics.jacobian import input_output_jacobian, jacobian_singular_values
 
 from jdl.diagnostics.per_example import (
     fast_path_coverage,
@@ -8,4 +11,10 @@ from jdl.diagnostics.per_example import (
     per_example_moments,
 )
 
-__all__ = ["fast_path_coverage", "layer_names", "per_example_grad_norms", "per_example_grads", "per_example_moments"]
+__all__ = [
+    "fast_path_coverage",
+    "input_output_jacobian",
+    "jacobian_singular_values",
+    "layer_names", "per_example_grad_norms", "per_example_grads", "per_example_moments",
+    "stats",
+]
