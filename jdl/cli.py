@@ -1,4 +1,4 @@
-"""The `jdl` command: `jdl info` (versions and devices) and `jdl train CONFIG` (batch runs)."""
+"""The `jdl` command: `jdl info` (versions and devices), `jdl train CONFIG` (batch runs), `jdl study NAME` (gradient studies)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import platform
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from importlib.metadata import version
 
 
@@ -49,6 +50,34 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+STUDY_SIZES = {
+    "depth": {"full": dict(depths=(2, 5, 10, 20, 30), batch_norm=(False, True), steps=200),
+              "quick": dict(activations=("sigmoid", "tanh", "relu"), inits=("uniform", "xavier_normal", "he_normal", "large"),
+                            depths=(3, 10), batch_norm=(False,), width=64, steps=0, examples=256)},
+    "init": {"full": dict(depth=30, width=512), "quick": dict(depth=10, width=128, examples=300)},
+}
+
+
+def _study(args: argparse.Namespace) -> int:
+    """Run a gradient study and write report.html + report.json: `jdl study NAME [--out DIR] [--quick]`."""
+    from jdl.diagnostics import report as report_lib
+    from jdl.diagnostics import studies
+
+    out = Path(args.out or f"runs/study_{args.name}")
+    options = STUDY_SIZES[args.name]["quick" if args.quick else "full"]
+    if args.name == "depth":
+        result = studies.depth_study(**options)
+        report = report_lib.depth_report(result)
+    else:
+        result = studies.init_study(**options)
+        report = report_lib.init_report(result)
+    page, numbers = report.save(out)
+    for line in report.findings:
+        print(line)
+    print(f"wrote {page} and {numbers}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `jdl` command, one subparser per subcommand."""
     parser = argparse.ArgumentParser(
@@ -66,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="0 silent, 1 progress bars, 2 a line per epoch")
     train.set_defaults(run=_train)
+    study = commands.add_parser("study", help="run a vanishing/exploding-gradient study and write an HTML + JSON report")
+    study.add_argument("name", choices=sorted(STUDY_SIZES), help="depth: activation x init x depth grid; init: 30-layer ReLU signal")
+    study.add_argument("--out", default=None, help="report directory (default: runs/study_NAME)")
+    study.add_argument("--quick", action="store_true", help="a small grid that runs in well under a minute")
+    study.set_defaults(run=_study)
     return parser
 
 

@@ -1,8 +1,8 @@
-"""Gradient diagnostics: per-example gradients and their exact fast norms, layer statistics, Jacobian spectra."""
+"""Gradient diagnostics: per-example gradients and their exact fast norms, layer statistics, Jacobian spectra,
+the vanishing/exploding studies and the reports that present them."""
 
-from jdl.diagnostics import stats
+from jdl.diagnostics import report, stats, studies
 from jdl.diagnostics.jacobian import input_output_jacobian, jacobian_singular_values
-
 from jdl.diagnostics.per_example import (
     fast_path_coverage,
     layer_names,
@@ -15,6 +15,11 @@ __all__ = [
     "fast_path_coverage",
     "input_output_jacobian",
     "jacobian_singular_values",
-    "layer_names", "per_example_grad_norms", "per_example_grads", "per_example_moments",
+    "layer_names",
+    "per_example_grad_norms",
+    "per_example_grads",
+    "per_example_moments",
+    "report",
     "stats",
+    "studies",
 ]
