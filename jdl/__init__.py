@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from jdl import callbacks, data, losses, metrics, models, nn, optim, train
+from jdl import callbacks, data, diagnostics, losses, metrics, models, nn, optim, train
 from jdl.train import History, TrainState, Trainer
 
 try:
@@ -17,6 +17,7 @@ __all__ = [
     "__version__",
     "callbacks",
     "data",
+    "diagnostics",
     "losses",
     "metrics",
     "models",

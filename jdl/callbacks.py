@@ -11,6 +11,7 @@ from jdl.train.callbacks import (
     ReduceLROnPlateau,
     TerminateOnNaN,
 )
+from jdl.diagnostics.monitor import GradientMonitor
 from jdl.train.checkpoint import BackupAndRestore, ModelCheckpoint
 from jdl.train.logging import TensorBoard
 
@@ -20,6 +21,7 @@ __all__ = [
     "Callback",
     "EarlyStopping",
     "FitContext",
+    "GradientMonitor",
     "LambdaCallback",
     "LearningRateScheduler",
     "ModelCheckpoint",

@@ -553,7 +553,8 @@ def per_example_moments(loss_fn: Callable[..., jax.Array], params: Any, batch: S
 MOMENTS_CHUNK = 32
 
 
-def _moments(loss_fn, params, batch, *, plan, chunk_size):
+def _moments(loss_fn, params, batch, *, plan, chunk_size, mask=None):
+    """(Σ_i g_i, Σ_i g_i²) over the examples where mask (n,) is True (all by default), chunk by chunk."""
     leaves, treedef = jax.tree_util.tree_flatten(params)
     shapes = [leaf.shape for leaf in leaves]
     if plan is None:
@@ -570,7 +571,10 @@ def _moments(loss_fn, params, batch, *, plan, chunk_size):
     size = min(n, chunk_size or MOMENTS_CHUNK)
     chunks = math.ceil(n / size)
     pad = chunks * size - n
-    mask = (jnp.arange(chunks * size) < n).reshape(chunks, size)
+    valid = jnp.arange(chunks * size) < n
+    if mask is not None:
+        valid = valid & jnp.concatenate([mask, jnp.zeros((pad,), bool)])
+    mask = valid.reshape(chunks, size)
 
     def split(a):
         a = jnp.concatenate([a, jnp.repeat(a[:1], pad, axis=0)]) if pad else a

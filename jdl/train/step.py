@@ -41,6 +41,7 @@ class Objective:
     eval_kwargs: Mapping[str, bool]
     mesh: Any = None
     augment: Callable[[jax.Array, Any], Any] | None = None
+    probe: Any = None
 
     @property
     def heads(self) -> tuple[Any, ...]:
@@ -162,10 +163,11 @@ def all_finite(tree: Any) -> jax.Array:
 
 
 def step_candidate(objective: Objective, state: TrainState, x: Any, y: Any, w: jax.Array,
-                   examples: jax.Array) -> tuple[TrainState, dict, jax.Array]:
+                   examples: jax.Array, index: jax.Array | None = None) -> tuple[TrainState, dict, jax.Array]:
     """One optimizer step without the non-finite guard: (new state, logs, finite flag).
 
-    examples: the training-set size m of the penalty λ/(2m)·Σ‖W‖².
+    examples: the training-set size m of the penalty λ/(2m)·Σ‖W‖². index: the batch's example
+    indices in the training set, recorded by a gradient monitor (objective.probe) when there is one.
     """
     key = jax.random.fold_in(state.rng, state.step)
     if objective.augment is not None:
@@ -187,6 +189,8 @@ def step_candidate(objective: Objective, state: TrainState, x: Any, y: Any, w: j
         model_state=model_state,
     )
     logs = {"loss": cost, **logs, "weight": jnp.sum(w)}
+    if objective.probe is not None:
+        logs["monitor"] = objective.probe.record(objective, state, grads, new_state, x, y, w, index)
     return new_state, logs, jnp.isfinite(cost) & all_finite(grads)
 
 
@@ -228,7 +232,7 @@ def train_chunk(
         state, halted = carry
         index, mask = batch_plan
         x, y, w = gather(data, index, mask, objective.mesh)
-        new_state, logs, finite = step_candidate(objective, state, x, y, w, examples)
+        new_state, logs, finite = step_candidate(objective, state, x, y, w, examples, index)
         ok = finite & ~halted
         logs = {**logs, "nonfinite": ~finite & ~halted, "weight": jnp.where(halted, 0.0, logs["weight"])}
         return (keep_if(ok, new_state, state), halted | ~finite), logs

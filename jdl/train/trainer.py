@@ -184,10 +184,10 @@ class Trainer:
             result[head] = activations.get(choice) if choice is not None else _activation_for_loss(fn)
         return result
 
-    def objective(self, augment: Callable | None = None) -> Objective:
-        """The Objective a step scores with (cached per augmentation, so steps compile once)."""
-        if augment not in self._objectives:
-            self._objectives[augment] = Objective(
+    def objective(self, augment: Callable | None = None, probe: Any = None) -> Objective:
+        """The Objective a step scores with (cached per augmentation and monitor probe, so steps compile once)."""
+        if (augment, probe) not in self._objectives:
+            self._objectives[(augment, probe)] = Objective(
                 losses=self.losses,
                 loss_weights=self.loss_weights,
                 metrics=self.metrics,
@@ -197,8 +197,9 @@ class Trainer:
                 eval_kwargs=mode_kwargs(self.model, False),
                 mesh=self.mesh,
                 augment=augment,
+                probe=probe,
             )
-        return self._objectives[augment]
+        return self._objectives[(augment, probe)]
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -400,7 +401,10 @@ class Trainer:
         plan = _EpochPlan(n, batch_size, self.steps_per_execution, shuffle, seed, self.mesh)
         state = sharding.replicate(state, self.mesh)
         device_data = sharding.replicate((data.x, data.y, data.w), self.mesh)
-        objective = self.objective(augment)
+        probes = [c.bind(self.model) for c in callbacks if callable(getattr(c, "bind", None))]
+        if len(probes) > 1:
+            raise ValueError(f"callbacks may hold at most one GradientMonitor, got {len(probes)}")
+        objective = self.objective(augment, probes[0] if probes else None)
         run_chunk = _jitted_train_chunk(objective)
 
         try:

@@ -1,0 +1,204 @@
+"""`GradientMonitor`: gradient statistics recorded inside the compiled training step, read once per epoch.
+
+Every `every` steps the step also computes, from the gradient it already has: per-layer gradient,
+parameter and update norms and finiteness; optionally per-example gradient norms (exact, by the
+fast path of `jdl.diagnostics.per_example`, in inference mode and without the L2 penalty), the
+gradient signal-to-noise ratio and noise scale (from per-example moments), and activation
+statistics of the hidden layers. Values stay on the device until the end of the epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jdl import _checks
+from jdl.diagnostics import per_example, stats
+from jdl.train.callbacks import Callback
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """What the step records and how often (hashable: it keys the compiled step)."""
+
+    every: int = 1
+    per_example: bool = True
+    moments: bool = False
+    activations: str | None = None
+
+    def record(self, objective: Any, state: Any, grads: Any, new_state: Any, x: Any, y: Any, w: jax.Array,
+               index: jax.Array | None) -> dict[str, Any]:
+        """Statistics of this step when step % every == 0, zeros otherwise (and "on" says which)."""
+        on = state.step % self.every == 0
+        compute = lambda: self._compute(objective, state, grads, new_state, x, y, w)  # noqa: E731
+        shapes = jax.eval_shape(compute)
+        values = jax.lax.cond(on, compute, lambda: jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
+        values["on"] = on
+        values["step"] = state.step
+        if self.per_example:
+            values["index"] = index if index is not None else jnp.arange(w.shape[0])
+        return values
+
+    def _compute(self, objective, state, grads, new_state, x, y, w):
+        from jdl.train.step import forward, score
+
+        out: dict[str, Any] = {
+            "grad_norm": stats.layer_norms(grads),
+            "param_norm": stats.layer_norms(state.params),
+            "update_ratio": stats.update_ratios(state.params, new_state.params),
+            "finite": {name: jnp.all(jnp.asarray([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
+                       for name, leaves in _layer_leaves(grads).items()},
+        }
+        if self.per_example or self.moments:
+            quiet = dataclasses.replace(objective, metrics={}, probe=None)
+
+            def example_loss(params, xi, yi):
+                xb = jax.tree_util.tree_map(lambda a: a[None], xi)
+                yb = jax.tree_util.tree_map(lambda a: a[None], yi)
+                outputs, _, added = forward(state, params, xb, objective=quiet, train=False, key=state.rng)
+                return score(quiet, yb, outputs, jnp.ones((1,), jnp.float32), added)[0]
+
+            batch = (x, y)
+            plan = per_example._new_plan(example_loss, state.params, batch, "auto")
+            if self.per_example:
+                leaf_sq = (per_example._leaf_sq_norms_vmap(example_loss, state.params, batch, None) if plan is None
+                           else per_example._leaf_sq_norms_fast(example_loss, state.params, batch, plan, None))
+                out["example_norm"] = jnp.where(w > 0, jnp.sqrt(sum(leaf_sq[1:], leaf_sq[0])), 0.0)
+            if self.moments:
+                keep = w > 0
+                total, squares = per_example._moments(example_loss, state.params, batch, plan=plan, chunk_size=None,
+                                                      mask=keep)
+                count = jnp.maximum(jnp.sum(keep), 2)
+                out["gsnr"] = stats.gsnr(total, squares, count)
+                out["noise_scale"] = stats.noise_scale(total, squares, count)
+        if self.activations is not None:
+            kwargs = dict(objective.eval_kwargs)
+            z = stats.preactivations(state.apply_fn, {"params": state.params, **state.model_state}, x, **kwargs)
+            out["activations"] = {name: stats.activation_stats(value, self.activations) for name, value in z.items()}
+        return out
+
+
+def _layer_leaves(tree: Any) -> dict[str, list[jax.Array]]:
+    out: dict[str, list[jax.Array]] = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        out.setdefault(per_example.layer_name(path), []).append(leaf)
+    return out
+
+
+class GradientMonitor(Callback):
+    """Record gradient statistics every `every` steps during `Trainer.fit`, inside the compiled step.
+
+    per_example: exact per-example gradient norms of every monitored batch (and the examples with
+    the largest ones); moments: GSNR per layer and the gradient noise scale B_simple; activations:
+    the model's hidden activation by name ("relu", "sigmoid", ...; default: the model's
+    `activation` attribute when it has one) for saturation and dead-unit fractions.
+    After fit: `records` (one dict per monitored step), `top_examples`, `warnings` in plain words.
+    """
+
+    def __init__(self, every: int = 1, per_example: bool = True, moments: bool = False,
+                 activations: str | None | bool = True, top_k: int = 10):
+        _checks.check_number(every, "every", integer=True, positive=True)
+        _checks.check_number(top_k, "top_k", integer=True, positive=True)
+        for name, value in (("per_example", per_example), ("moments", moments)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be True or False, got {_checks.describe(value)}")
+        self.every, self.per_example, self.moments, self.top_k = every, per_example, moments, top_k
+        self.activations = activations
+        self.records: list[dict[str, Any]] = []
+        self.top_examples: list[tuple[float, int, int]] = []
+        self.warnings: list[str] = []
+        self._pending: list[Any] = []
+        self._warned: set[str] = set()
+        self.probe: Probe | None = None
+
+    def bind(self, model: Any) -> Probe:
+        """The probe for `model` (resolves the activation name from the model when asked to)."""
+        from jdl.nn import activations as activations_lib
+
+        name = self.activations
+        if name is True:
+            name = getattr(model, "activation", None)
+            name = name if isinstance(name, str) else None
+        elif name is False:
+            name = None
+        elif name is not None:
+            activations_lib.get(name)
+        self.probe = Probe(self.every, self.per_example, self.moments, name)
+        return self.probe
+
+    def on_train_batch_end(self, steps, state, logs):
+        if "monitor" in logs:
+            self._pending.append(logs["monitor"])
+
+    def on_epoch_end(self, epoch, state, logs):
+        pending, self._pending = jax.device_get(self._pending), []
+        for chunk in pending:
+            on = np.asarray(chunk["on"]).reshape(-1)
+            for i in np.flatnonzero(on):
+                row = jax.tree_util.tree_map(lambda a: np.asarray(a)[i] if np.ndim(a) else np.asarray(a), chunk)
+                self._append(epoch, row)
+        self._check_warnings(epoch)
+
+    def _append(self, epoch: int, row: dict[str, Any]) -> None:
+        record: dict[str, Any] = {"epoch": epoch, "step": int(row["step"])}
+        for key in ("grad_norm", "param_norm", "update_ratio", "gsnr"):
+            if key in row:
+                record[key] = {k: float(v) for k, v in row[key].items()}
+        record["finite"] = {k: bool(v) for k, v in row["finite"].items()}
+        if "noise_scale" in row:
+            record["noise_scale"] = float(row["noise_scale"])
+        if "activations" in row:
+            record["activations"] = {k: {s: float(v) for s, v in d.items()} for k, d in row["activations"].items()}
+        if "example_norm" in row:
+            norms, index = np.asarray(row["example_norm"]), np.asarray(row["index"])
+            valid = norms > 0
+            record["example_norm"] = norms[valid].tolist()
+            record["example_index"] = index[valid].tolist()
+            for value, i in zip(norms[valid], index[valid]):
+                self.top_examples.append((float(value), int(i), record["step"]))
+            self.top_examples = sorted(self.top_examples, reverse=True)[: self.top_k]
+        self.records.append(record)
+
+    def _check_warnings(self, epoch: int) -> None:
+        """Plain-language warnings, each given once: a non-finite layer, vanishing layers, dead ReLUs, growing norms."""
+        new = []
+        for record in self.records:
+            bad = [k for k, ok in record["finite"].items() if not ok]
+            if bad:
+                new.append(("nonfinite", f"the gradient of layer {bad[0]} first went non-finite at step {record['step']}"))
+                break
+        if self.records:
+            last = self.records[-1]["grad_norm"]
+            finite = {k: v for k, v in last.items() if math.isfinite(v) and v > 0}
+            if len(finite) > 1:
+                top_name, top = max(finite.items(), key=lambda kv: kv[1])
+                for name, value in finite.items():
+                    if value < 1e-3 * top:
+                        new.append((f"vanishing {name}", f"layer {name}'s gradient is {math.log10(top / value):.0f} orders of magnitude "
+                                   f"below layer {top_name}'s: it is barely learning (vanishing gradient)"))
+            dead = {k: v["dead"] for k, v in self.records[-1].get("activations", {}).items() if v["dead"] > 0.5}
+            for name, fraction in dead.items():
+                new.append((f"dead {name}", f"{100 * fraction:.0f}% of layer {name}'s ReLUs are dead (zero for every example of a batch)"))
+            totals = [math.sqrt(sum(v * v for v in r["grad_norm"].values())) for r in self.records]
+            if len(totals) >= 4 and all(math.isfinite(t) for t in totals):
+                quarter = max(1, len(totals) // 4)
+                early, late = np.median(totals[:quarter]), np.median(totals[-quarter:])
+                if late > 100 * early:
+                    new.append(("exploding", f"the gradient norm grew {late / early:.0f}-fold during training (exploding): "
+                               "consider gradient clipping (clipnorm) or a smaller learning rate"))
+        for key, message in new:
+            if key not in self._warned:
+                self._warned.add(key)
+                self.warnings.append(message)
+                warnings.warn(f"GradientMonitor: {message}", RuntimeWarning, stacklevel=2)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every recorded number (JSON-able)."""
+        return {"every": self.every, "records": self.records, "warnings": self.warnings,
+                "top_examples": [{"norm": v, "index": i, "step": s} for v, i, s in self.top_examples]}
