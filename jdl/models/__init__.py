@@ -2,8 +2,9 @@
 
 from jdl import _checks
 from jdl.models.mlp import MLP
+from jdl.models.word2vec import Word2Vec, WordVectors, negative_sampling_targets, train_word2vec
 
-_TABLE = {"mlp": MLP}
+_TABLE = {"mlp": MLP, "word2vec": Word2Vec}
 
 
 def names() -> list[str]:
@@ -16,4 +17,4 @@ def get(name: str) -> type:
     return _checks.lookup("model", name, _TABLE)
 
 
-__all__ = ["MLP", "get", "names"]
+__all__ = ["MLP", "Word2Vec", "WordVectors", "get", "names", "negative_sampling_targets", "train_word2vec"]
