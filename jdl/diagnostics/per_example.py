@@ -9,7 +9,7 @@ the gradient of example i's loss w.r.t. the layer's outputs at position t,
 
     Dense / DenseGeneral   g_W = Σ_t a_t δ_tᵀ,  ‖g_W‖² = Σ_t,t' (a_t·a_t')(δ_t·δ_t')   (‖a‖²‖δ‖² for one position)
     Conv                   the same with a_t the input patch under the kernel at output position t
-    Embed                  ‖g_E‖² = Σ_t,t' [id_t = id_t'] (δ_t·δ_t')
+    Embed, jdl Embedding   ‖g_E‖² = Σ_t,t' [id_t = id_t'] (δ_t·δ_t')
     LayerNorm              g_γ = Σ_t δ_t ⊙ x̂_t,  g_β = Σ_t δ_t
 
 a_t and δ_t come from one batched backward pass (δ as the gradient w.r.t. a zero perturbation added
@@ -167,12 +167,18 @@ def _fast_supported(module: nn.Module) -> str | None:
         ok = module.feature_group_count == 1 and module.mask is None and module.input_dilation in (None, 1) and (
             not isinstance(module.padding, str) or module.padding.upper() in ("SAME", "VALID"))
         return "conv" if ok else None
-    if kind is nn.Embed:
+    if kind is nn.Embed or kind is _jdl_embedding():
         return "embed"
     if kind is nn.LayerNorm:
         ok = module.reduction_axes in (-1, (-1,)) and module.feature_axes in (-1, (-1,)) and module.axis_name is None
         return "layer_norm" if ok else None
     return None
+
+
+def _jdl_embedding() -> type:
+    from jdl.nn.embedding import Embedding
+
+    return Embedding
 
 
 def _conv_config(module: nn.Conv, ndim: int) -> tuple[Any, ...]:
@@ -365,7 +371,7 @@ def _covered_terms(call: _Call, a: jax.Array, delta: jax.Array, extra: Any) -> d
             out[roles["bias"]] = ("sum", _wide(d))
     elif call.kind == "embed":
         d = _wide(delta.reshape(-1, delta.shape[-1]))
-        out[roles["embedding"]] = ("embed", a.reshape(-1), d)
+        out[roles.get("embedding", roles.get("embeddings"))] = ("embed", a.reshape(-1), d)
     elif call.kind == "layer_norm":
         d = _wide(delta.reshape(-1, delta.shape[-1]))
         xhat = extra.reshape(d.shape)

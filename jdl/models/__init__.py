@@ -2,9 +2,15 @@
 
 from jdl import _checks
 from jdl.models.mlp import MLP
+from jdl.models.transformer import CausalLM, TransformerClassifier, attention_maps, generate
 from jdl.models.word2vec import Word2Vec, WordVectors, negative_sampling_targets, train_word2vec
 
-_TABLE = {"mlp": MLP, "word2vec": Word2Vec}
+_TABLE = {
+    "causal_lm": CausalLM,
+    "mlp": MLP,
+    "transformer_classifier": TransformerClassifier,
+    "word2vec": Word2Vec,
+}
 
 
 def names() -> list[str]:
@@ -17,4 +23,16 @@ def get(name: str) -> type:
     return _checks.lookup("model", name, _TABLE)
 
 
-__all__ = ["MLP", "Word2Vec", "WordVectors", "get", "names", "negative_sampling_targets", "train_word2vec"]
+__all__ = [
+    "CausalLM",
+    "MLP",
+    "TransformerClassifier",
+    "Word2Vec",
+    "WordVectors",
+    "attention_maps",
+    "generate",
+    "get",
+    "names",
+    "negative_sampling_targets",
+    "train_word2vec",
+]

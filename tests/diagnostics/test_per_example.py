@@ -13,7 +13,8 @@ from jdl.diagnostics import (
     per_example_grads,
     per_example_moments,
 )
-from jdl.models import MLP
+from jdl.models import MLP, TransformerClassifier
+from jdl.nn import Embedding
 
 
 def _cross_entropy(model):
@@ -34,11 +35,12 @@ class _SmallCNN(nn.Module):
 
 
 class _EmbeddingBag(nn.Module):
-    """Embed tokens (repeats in a sequence share rows) -> mean -> Dense."""
+    """jdl Embedding and flax Embed of the same tokens (repeats in a sequence share rows) -> mean -> Dense."""
 
     @nn.compact
     def __call__(self, tokens):
-        return nn.Dense(3)(nn.Embed(7, 5)(tokens).mean(axis=1))
+        both = jnp.concatenate([Embedding(7, 5)(tokens), nn.Embed(7, 4)(tokens)], axis=-1)
+        return nn.Dense(3)(both.mean(axis=1))
 
 
 class _TinyTransformer(nn.Module):
@@ -70,6 +72,9 @@ def _case(name):
         return _EmbeddingBag(), rng.randint(0, 7, (6, 6)), y
     if name == "transformer":
         return _TinyTransformer(), rng.randint(0, 9, (6, 5)), y
+    if name == "jdl_transformer":
+        model = TransformerClassifier(vocab_size=9, max_length=5, embed_dim=8, num_heads=2, ff_dim=16, num_layers=1, outputs=3)
+        return model, rng.randint(0, 9, (6, 5)), y
     return _LSTMClassifier(), rng.randn(6, 7, 3), y
 
 
@@ -86,7 +91,7 @@ def _loop_grads(loss_fn, params, x, y):
     return [grad(params, x[i], y[i]) for i in range(x.shape[0])]
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "embedding", "transformer", "lstm"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "embedding", "transformer", "jdl_transformer", "lstm"])
 def test_per_example_grads_and_norms_equal_a_python_loop_of_grad(x64, name):
     model, params, x, y = _float64_setup(name)
     loss_fn = _cross_entropy(model)
@@ -139,6 +144,7 @@ def test_the_fast_path_covers_dense_conv_embedding_and_layer_norm_and_leaves_the
     assert "LayerNorm_0" in coverage["transformer"]["fast"]
     assert "MultiHeadDotProductAttention_0/query" in coverage["transformer"]["fast"]
     assert coverage["lstm"]["fast"] == ["Dense_0", "Dense_1"], "the cell inside nn.RNN's scan falls back to vmap"
+    assert coverage["embedding"]["fast"] == ["Dense_0", "Embed_0", "Embedding_0"]
 
 
 def test_chunked_per_example_gradients_equal_the_unchunked_ones():
