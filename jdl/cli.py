@@ -78,6 +78,19 @@ def _study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    """Write report.html + report.json for a run directory: `jdl report RUN_DIR`."""
+    from jdl.diagnostics import report as report_lib
+
+    try:
+        page, _ = report_lib.training_report(args.run_dir).save(args.run_dir)
+    except FileNotFoundError as err:
+        print(f"jdl report: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {page}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `jdl` command, one subparser per subcommand."""
     parser = argparse.ArgumentParser(
@@ -100,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--out", default=None, help="report directory (default: runs/study_NAME)")
     study.add_argument("--quick", action="store_true", help="a small grid that runs in well under a minute")
     study.set_defaults(run=_study)
+    report = commands.add_parser("report", help="(re)write report.html and report.json of a jdl train run directory")
+    report.add_argument("run_dir", help="a run directory written by jdl train")
+    report.set_defaults(run=_report)
     return parser
 
 

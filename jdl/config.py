@@ -9,7 +9,8 @@ A config has a top-level `name` and `seed` and the tables [data], [model], [trai
     [model]       name = "mlp", and the model's own fields (hidden, activation, ...)
     [train]       loss, optimizer, learning_rate, schedule, optimizer_options, epochs,
                   batch_size, metrics, shuffle
-    [callbacks]   early_stopping = {...}, reduce_lr_on_plateau = {...}, model_checkpoint = {...}
+    [callbacks]   early_stopping = {...}, reduce_lr_on_plateau = {...}, model_checkpoint = {...},
+                  gradient_monitor = {every = 10, per_example = true, moments = false} (on by default)
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ class RunConfig:
         }
 
 
-CALLBACKS = ("early_stopping", "reduce_lr_on_plateau", "model_checkpoint", "terminate_on_nan", "tensorboard")
+CALLBACKS = ("early_stopping", "reduce_lr_on_plateau", "model_checkpoint", "terminate_on_nan", "tensorboard",
+             "gradient_monitor")
 _TOP = ("name", "seed", "data", "model", "train", "callbacks")
 
 

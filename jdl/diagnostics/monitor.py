@@ -198,6 +198,16 @@ class GradientMonitor(Callback):
                 self.warnings.append(message)
                 warnings.warn(f"GradientMonitor: {message}", RuntimeWarning, stacklevel=2)
 
+    def state_dict(self) -> dict[str, Any]:
+        """What BackupAndRestore saves, so a resumed run's report covers the whole run."""
+        return {**self.to_dict(), "warned": sorted(self._warned)}
+
+    def load_state_dict(self, state) -> None:
+        self.records = list(state.get("records", []))
+        self.warnings = list(state.get("warnings", []))
+        self._warned = set(state.get("warned", []))
+        self.top_examples = [(t["norm"], t["index"], t["step"]) for t in state.get("top_examples", [])]
+
     def to_dict(self) -> dict[str, Any]:
         """Every recorded number (JSON-able)."""
         return {"every": self.every, "records": self.records, "warnings": self.warnings,

@@ -95,12 +95,14 @@ def noise_scale(total: Any, squares: Any, n: int) -> jax.Array:
     """Simple gradient noise scale B_simple = tr(Σ) / ‖G‖² (McCandlish et al. 2018).
 
     tr(Σ) is the summed unbiased per-entry variance of per-example gradients; ‖G‖² the unbiased
-    estimate ‖ḡ‖² − tr(Σ)/n of the true gradient's squared norm (clamped at a tiny positive value).
+    estimate ‖ḡ‖² − tr(Σ)/n of the true gradient's squared norm; NaN when that estimate is not
+    positive (the batch's mean gradient is indistinguishable from noise, e.g. near convergence).
     """
     variance = gradient_variance(total, squares, n)
     trace = sum(jnp.sum(v) for v in jax.tree_util.tree_leaves(variance))
     mean_sq = sum(jnp.sum((s / n) ** 2) for s in jax.tree_util.tree_leaves(total))
-    return trace / jnp.maximum(mean_sq - trace / n, 1e-30)
+    signal = mean_sq - trace / n
+    return jnp.where(signal > 0, trace / jnp.where(signal > 0, signal, 1.0), jnp.nan)
 
 
 # -- activations -------------------------------------------------------------------------------

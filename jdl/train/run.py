@@ -60,6 +60,7 @@ def _callbacks(config: config_lib.RunConfig, out: Path) -> list[callbacks_lib.Ca
         "reduce_lr_on_plateau": callbacks_lib.ReduceLROnPlateau,
         "terminate_on_nan": callbacks_lib.TerminateOnNaN,
         "tensorboard": lambda **kw: callbacks_lib.TensorBoard(log_dir=str(out / "tensorboard"), **kw),
+        "gradient_monitor": callbacks_lib.GradientMonitor,
     }
     result = []
     for name, options in config.callbacks.items():
@@ -69,6 +70,8 @@ def _callbacks(config: config_lib.RunConfig, out: Path) -> list[callbacks_lib.Ca
             result.append(table[name](**options))
         except TypeError as err:
             raise config_lib.ConfigError(f"callbacks.{name}: {err}") from None
+    if "gradient_monitor" not in config.callbacks:
+        result.append(callbacks_lib.GradientMonitor(**DEFAULT_MONITOR))
     best = dict(config.callbacks.get("model_checkpoint", {}))
     best.setdefault("monitor", "val_loss" if config.data.validation_split > 0 else "loss")
     best.setdefault("save_best_only", True)
@@ -77,6 +80,9 @@ def _callbacks(config: config_lib.RunConfig, out: Path) -> list[callbacks_lib.Ca
     result.append(callbacks_lib.CSVLogger(out / "metrics.csv", append=True))
     result.append(callbacks_lib.BackupAndRestore(out / LATEST, delete_checkpoint=False))
     return result
+
+
+DEFAULT_MONITOR = {"every": 10, "per_example": True, "moments": True}
 
 
 def _write_json(path: Path, payload: Any) -> None:
@@ -118,10 +124,11 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
     _write_json(out / "config.json", config.to_dict())
 
     started = time.perf_counter()
+    callbacks = _callbacks(config, out)
     state, history = trainer.fit(
         x_train, dataset.y_train, epochs=config.train.epochs, batch_size=config.train.batch_size,
         validation_split=config.data.validation_split, shuffle=config.train.shuffle,
-        callbacks=_callbacks(config, out), verbose=verbose, seed=config.seed,
+        callbacks=callbacks, verbose=verbose, seed=config.seed,
     )
     seconds = time.perf_counter() - started
     monitor = "val_loss" if "val_loss" in history.history else "loss"
@@ -143,6 +150,13 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
         "machine": {"platform": platform.platform(), "backend": jax.default_backend(), "devices": jax.device_count()},
     }
     _write_json(out / "summary.json", summary)
+    from jdl.diagnostics import report as report_lib
+
+    _write_json(out / "model.json", report_lib.model_table(state.params))
+    monitors = [c for c in callbacks if isinstance(c, callbacks_lib.GradientMonitor)]
+    if monitors:
+        _write_json(out / "monitor.json", monitors[0].to_dict())
+    report_lib.training_report(out).save(out)
     return summary
 
 

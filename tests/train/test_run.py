@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -64,6 +65,14 @@ def test_run_directory_and_refusal_to_overwrite(tmp_path):
     assert summary["epochs_run"] == 3 and set(summary["test"]) == {"loss", "accuracy"}
     assert 0.0 <= summary["test"]["accuracy"] <= 1.0
     assert checkpoint.latest_step(out / run.LATEST) == 2 and checkpoint.latest_step(out / run.BEST) is not None
+    monitor = json.loads((out / "monitor.json").read_text())
+    assert [r["step"] for r in monitor["records"]][:2] == [0, 10] and monitor["records"][0]["example_norm"]
+    page = (out / "report.html").read_text()
+    titles = re.findall(r"<h2>(.*?)</h2>", page)
+    for title in ("Findings", "Run summary", "Model", "Training curves", "Gradient norms per layer",
+                  "Per-example gradient norms", "Gradient signal and noise", "Activation statistics"):
+        assert title in titles, title
+    assert page.count("<img") == 6 and json.loads((out / "report.json").read_text())["summary"]["epochs_run"] == 3
 
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     again = jdl_train(config_path, "--out", out)
