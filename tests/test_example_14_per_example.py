@@ -1,0 +1,26 @@
+"""Example 14 finds most of the flipped labels among the largest per-example gradient norms."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "14_per_example_gradients.py"
+
+
+def test_quick_run_ranks_flipped_labels_first():
+    completed = subprocess.run([sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    out = completed.stdout
+    flipped = int(re.search(r"(\d+) labels flipped", out).group(1))
+    precision = float(re.search(r"precision@\d+ = recall@\d+ = ([0.9]+\.\d+)", out).group(1))
+    chance = float(re.search(r"chance: ([\d.]+)", out).group(1))
+    assert flipped == 29 and chance == pytest.approx(29 / 1437, abs=1e-3)
+    assert precision >= 0.5, "flipped labels dominate the largest gradient norms (chance is 0.02)"
+    medians = re.search(r"median norm: flipped ([\d.]+), clean ([\d.]+)", out)
+    assert float(medians.group(1)) > 2 * float(medians.group(2))
+    assert re.search(r"fast norms [\d.]+ ms, vmap norms [\d.]+ ms, vmap\(grad\) [\d.]+ ms", out)
