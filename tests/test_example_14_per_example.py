@@ -17,7 +17,7 @@ def test_quick_run_ranks_flipped_labels_first():
     assert completed.returncode == 0, completed.stderr
     out = completed.stdout
     flipped = int(re.search(r"(\d+) labels flipped", out).group(1))
-    precision = float(re.search(r"precision@\d+ = recall@\d+ = ([0.9]+\.\d+)", out).group(1))
+    precision = float(re.search(r"precision@\d+ = recall@\d+ = (\d\.\d+)", out).group(1))
     chance = float(re.search(r"chance: ([\d.]+)", out).group(1))
     assert flipped == 29 and chance == pytest.approx(29 / 1437, abs=1e-3)
     assert precision >= 0.5, "flipped labels dominate the largest gradient norms (chance is 0.02)"
