@@ -1,6 +1,6 @@
 """Data: named data sets, splits and standardization, label encodings, batching, augmentation."""
 
-from jdl.data import augment, datasets, pipeline
+from jdl.data import augment, datasets, pipeline, sequences, text
 from jdl.data.augment import (
     adjust_brightness,
     compose,
@@ -14,11 +14,17 @@ from jdl.data.augment import (
 )
 from jdl.data.datasets import FASHION_MNIST_CLASSES, Dataset, load, names, read_idx, register
 from jdl.data.pipeline import Split, Standardizer, batch_indices, label_encode, one_hot, split
+from jdl.data.sequences import SequenceData, add_digits, reverse_digits
 
 __all__ = [
     "augment",
     "datasets",
     "pipeline",
+    "sequences",
+    "text",
+    "SequenceData",
+    "add_digits",
+    "reverse_digits",
     "Dataset",
     "FASHION_MNIST_CLASSES",
     "load",

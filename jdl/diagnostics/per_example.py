@@ -175,6 +175,13 @@ def _fast_supported(module: nn.Module) -> str | None:
     return None
 
 
+def _is_wrapper(module: nn.Module, method_name: str) -> bool:
+    """jdl's Conv1D/Conv2D: their methods only validate and call a flax Conv sharing their scope."""
+    from jdl.nn.conv import _Conv
+
+    return isinstance(module, _Conv)
+
+
 def _jdl_embedding() -> type:
     from jdl.nn.embedding import Embedding
 
@@ -244,6 +251,8 @@ class _Plan:
                 kind, own = _classify(context.module, context.method_name, args, kwargs, index_of)
                 indices = {i for i in own.values() if i is not None}
                 if not indices:
+                    return next_fun(*args, **kwargs)
+                if kind is None and _is_wrapper(context.module, context.method_name):
                     return next_fun(*args, **kwargs)
                 if kind is None or _current_trace() is not top:
                     excluded.update(indices)

@@ -1,9 +1,14 @@
 """Ready-made models built from jdl.nn (Flax Linen modules), and `get` by name."""
 
+from typing import Any
+
 from jdl import _checks
 from jdl.models.autoencoder import VAE, Autoencoder, ConvAutoencoder, kl_standard_normal, latent_plot, reconstruction_grid
+from jdl.models.cnn import CNN, LeNet, lecture_cnn
 from jdl.models.mlp import MLP
 from jdl.models.multitask import TwoInputTwoHead
+from jdl.models.rnn import RNNClassifier, SequenceClassifier, SequenceGenerator, SequenceTagger
+from jdl.models.seq2seq import Seq2Seq
 from jdl.models.transfer import TrunkHead, load_params, transplant
 from jdl.models.transformer import CausalLM, TransformerClassifier, attention_maps, generate
 from jdl.models.word2vec import Word2Vec, WordVectors, negative_sampling_targets, train_word2vec
@@ -11,8 +16,16 @@ from jdl.models.word2vec import Word2Vec, WordVectors, negative_sampling_targets
 _TABLE = {
     "autoencoder": Autoencoder,
     "causal_lm": CausalLM,
+    "cnn": CNN,
     "conv_autoencoder": ConvAutoencoder,
+    "lecture_cnn": lecture_cnn,
+    "lenet": LeNet,
     "mlp": MLP,
+    "rnn_classifier": RNNClassifier,
+    "seq2seq": Seq2Seq,
+    "sequence_classifier": SequenceClassifier,
+    "sequence_generator": SequenceGenerator,
+    "sequence_tagger": SequenceTagger,
     "transformer_classifier": TransformerClassifier,
     "trunk_head": TrunkHead,
     "two_input_two_head": TwoInputTwoHead,
@@ -26,16 +39,23 @@ def names() -> list[str]:
     return sorted(_TABLE)
 
 
-def get(name: str) -> type:
+def get(name: str) -> Any:
     """The model class registered under `name` (e.g. "mlp" -> MLP)."""
     return _checks.lookup("model", name, _TABLE)
 
 
 __all__ = [
     "Autoencoder",
+    "CNN",
     "CausalLM",
     "ConvAutoencoder",
+    "LeNet",
     "MLP",
+    "RNNClassifier",
+    "Seq2Seq",
+    "SequenceClassifier",
+    "SequenceGenerator",
+    "SequenceTagger",
     "TransformerClassifier",
     "TrunkHead",
     "TwoInputTwoHead",
@@ -45,6 +65,7 @@ __all__ = [
     "attention_maps",
     "generate",
     "kl_standard_normal",
+    "lecture_cnn",
     "latent_plot",
     "load_params",
     "reconstruction_grid",

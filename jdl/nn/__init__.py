@@ -12,23 +12,38 @@ from jdl.nn.attention import (
     scaled_dot_product_attention,
     sinusoidal_positional_encoding,
 )
+from jdl.nn.conv import AvgPool, Conv1D, Conv2D, Flatten, MaxPool, MinPool, output_size
 from jdl.nn.embedding import Embedding
 from jdl.nn.layers import PReLU
 from jdl.nn.perceptron import Perceptron, PerceptronResult, perceptron_fit
+from jdl.nn.recurrent import Bidirectional, GRUCell, LSTMCell, Recurrent, SimpleRNNCell, StackedRecurrent
 
 __all__ = [
+    "AvgPool",
+    "Bidirectional",
+    "Conv1D",
+    "Conv2D",
     "Embedding",
+    "Flatten",
+    "GRUCell",
+    "LSTMCell",
     "LearnedPositionalEmbedding",
+    "MaxPool",
+    "MinPool",
     "MultiHeadAttention",
     "PReLU",
     "Perceptron",
     "PerceptronResult",
+    "Recurrent",
+    "SimpleRNNCell",
     "SinusoidalPositionalEncoding",
+    "StackedRecurrent",
     "TransformerDecoderBlock",
     "TransformerEncoderBlock",
     "activations",
     "causal_mask",
     "initializers",
+    "output_size",
     "padding_mask",
     "perceptron_fit",
     "scaled_dot_product_attention",

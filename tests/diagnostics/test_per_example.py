@@ -13,7 +13,7 @@ from jdl.diagnostics import (
     per_example_grads,
     per_example_moments,
 )
-from jdl.models import MLP, TransformerClassifier
+from jdl.models import CNN, MLP, SequenceClassifier, TransformerClassifier
 from jdl.nn import Embedding
 
 
@@ -54,13 +54,6 @@ class _TinyTransformer(nn.Module):
         return nn.Dense(3)(h.mean(axis=1))
 
 
-class _LSTMClassifier(nn.Module):
-    @nn.compact
-    def __call__(self, x):
-        h = nn.RNN(nn.LSTMCell(6, param_dtype=x.dtype))(nn.Dense(4, param_dtype=x.dtype)(x))
-        return nn.Dense(3)(h[:, -1])
-
-
 def _case(name):
     rng = np.random.RandomState(0)
     y = rng.randint(0, 3, 6)
@@ -75,7 +68,9 @@ def _case(name):
     if name == "jdl_transformer":
         model = TransformerClassifier(vocab_size=9, max_length=5, embed_dim=8, num_heads=2, ff_dim=16, num_layers=1, outputs=3)
         return model, rng.randint(0, 9, (6, 5)), y
-    return _LSTMClassifier(), rng.randn(6, 7, 3), y
+    if name == "jdl_cnn":
+        return CNN(conv=((3, 3), (4, 3)), dense=(5,), outputs=3), rng.randn(6, 12, 12, 2), y
+    return SequenceClassifier(cell="lstm", units=6, outputs=3), rng.randn(6, 7, 3), y
 
 
 def _float64_setup(name):
@@ -91,7 +86,7 @@ def _loop_grads(loss_fn, params, x, y):
     return [grad(params, x[i], y[i]) for i in range(x.shape[0])]
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "embedding", "transformer", "jdl_transformer", "lstm"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "jdl_cnn", "embedding", "transformer", "jdl_transformer", "lstm"])
 def test_per_example_grads_and_norms_equal_a_python_loop_of_grad(x64, name):
     model, params, x, y = _float64_setup(name)
     loss_fn = _cross_entropy(model)
@@ -143,7 +138,8 @@ def test_the_fast_path_covers_dense_conv_embedding_and_layer_norm_and_leaves_the
     assert coverage["transformer"]["vmap"] == ["position"]
     assert "LayerNorm_0" in coverage["transformer"]["fast"]
     assert "MultiHeadDotProductAttention_0/query" in coverage["transformer"]["fast"]
-    assert coverage["lstm"]["fast"] == ["Dense_0", "Dense_1"], "the cell inside nn.RNN's scan falls back to vmap"
+    assert coverage["lstm"] == {"fast": ["head", "recurrent/layer_0/cell/input"], "vmap": ["recurrent/layer_0/cell"]}, \
+        "the input projection is one Dense before the scan; the recurrent kernel inside the scan falls back to vmap"
     assert coverage["embedding"]["fast"] == ["Dense_0", "Embed_0", "Embedding_0"]
 
 

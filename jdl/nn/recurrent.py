@@ -1,0 +1,465 @@
+"""Recurrent cells (SimpleRNN, LSTM, GRU) and the scan-based layers that run them over sequences.
+
+A cell follows Flax's `RNNCellBase` conventions: `cell(carry, x_t) -> (new_carry, h_t)` with x_t
+(batch, features), `cell.initialize_carry(rng, (batch, features))` (zeros) and
+`num_feature_axes == 1`. For speed a cell splits its step in two: `project_inputs(x)` applies the
+input kernel and bias to every time step at once (one matrix product, (batch, time, G·units)) and
+`step(carry, p_t)` adds the recurrent part; `cell(carry, x_t) == cell.step(carry,
+cell.project_inputs(x_t))`. Gates are fused: one (features, G·units) input kernel and one
+(units, G·units) recurrent kernel per cell.
+
+`Recurrent` runs a cell over (batch, time, features) with `flax.linen.scan`, so compile time does
+not grow with the sequence length; `Bidirectional` runs two; `StackedRecurrent` stacks several.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jdl import _checks
+from jdl.nn import activations, initializers
+
+Carry = Any
+
+
+def _check_unit_count(units: Any) -> None:
+    _checks.check_number(units, "units", integer=True, positive=True)
+
+
+class _Cell(nn.RNNCellBase):
+    """Shared fields and machinery of jdl's cells: fused input and recurrent kernels of G·units columns."""
+
+    units: int
+    kernel_init: str | Callable[..., jax.Array] = "xavier_uniform"
+    recurrent_init: str | Callable[..., jax.Array] = "orthogonal"
+    bias_init: str | Callable[..., jax.Array] = "zeros"
+    param_dtype: Any = jnp.float32
+
+    gates: ClassVar[int] = 1
+
+    def __post_init__(self) -> None:
+        _check_unit_count(self.units)
+        initializers.get(self.kernel_init)
+        initializers.get(self.recurrent_init)
+        initializers.get(self.bias_init)
+        self._check_activations()
+        super().__post_init__()
+
+    def _check_activations(self) -> None:
+        pass
+
+    def _input_bias_init(self) -> Callable[..., jax.Array]:
+        return initializers.get(self.bias_init)
+
+    def setup(self) -> None:
+        width = self.gates * self.units
+        self.input = nn.Dense(width, kernel_init=initializers.get(self.kernel_init),
+                              bias_init=self._input_bias_init(), param_dtype=self.param_dtype)
+        self.recurrent_kernel = self.param("recurrent_kernel", initializers.get(self.recurrent_init),
+                                           (self.units, width), self.param_dtype)
+
+    def project_inputs(self, x: jax.Array) -> jax.Array:
+        """x W + b for every step at once: (batch, time, features) or (batch, features) -> (..., G·units)."""
+        return self.input(x)
+
+    def step(self, carry: Carry, projected: jax.Array) -> tuple[Carry, jax.Array]:
+        """One time step from the projected input p_t (batch, G·units): (new carry, h_t (batch, units))."""
+        raise NotImplementedError
+
+    def __call__(self, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
+        """One time step from the raw input x_t (batch, features): (new carry, h_t (batch, units))."""
+        x = _checks.as_array(x, "x", dtype_kind="float")
+        if x.ndim != 2:
+            raise ValueError(f"x must have shape (batch, features) for one cell step, got shape {tuple(x.shape)}")
+        return self.step(carry, self.project_inputs(x))
+
+    @nn.nowrap
+    def initialize_carry(self, rng: jax.Array, input_shape: tuple[int, ...]) -> Carry:
+        """Zero carry for inputs of shape (batch, features): h (batch, units) (LSTM: (c, h))."""
+        del rng
+        return self._zeros(_batch_of(input_shape))
+
+    def _zeros(self, batch: int) -> Carry:
+        return jnp.zeros((batch, self.units), self.param_dtype)
+
+    @nn.nowrap
+    def output(self, carry: Carry) -> jax.Array:
+        """The output h_t that a carry holds (batch, units)."""
+        return carry
+
+    @property
+    def num_feature_axes(self) -> int:
+        return 1
+
+
+def _batch_of(input_shape: Any) -> int:
+    shape = tuple(input_shape)
+    if len(shape) != 2:
+        raise ValueError(f"input_shape must be (batch, features), got {shape}")
+    return int(shape[0])
+
+
+class SimpleRNNCell(_Cell):
+    """Elman cell: h_t = activation(x_t W + b + h_{t-1} U); carry h (batch, units)."""
+
+    activation: str | Callable[[jax.Array], jax.Array] = "tanh"
+
+    gates: ClassVar[int] = 1
+
+    def _check_activations(self) -> None:
+        activations.get(self.activation)
+
+    def step(self, carry: jax.Array, projected: jax.Array) -> tuple[jax.Array, jax.Array]:
+        h = activations.get(self.activation)(projected + carry @ self.recurrent_kernel)
+        return h, h
+
+
+class LSTMCell(_Cell):
+    """LSTM cell (Hochreiter & Schmidhuber 1997; Keras/PyTorch form), gates in the order i, f, g, o.
+
+    [i, f, g, o] = x_t W + b + h_{t-1} U;  c_t = σ(f)⊙c_{t-1} + σ(i)⊙tanh(g);  h_t = σ(o)⊙tanh(c_t)
+    (σ = recurrent_activation, tanh = activation). Carry (c, h), each (batch, units).
+    unit_forget_bias: the forget gate's bias starts at 1 (Jozefowicz et al. 2015), as in Keras.
+    """
+
+    activation: str | Callable[[jax.Array], jax.Array] = "tanh"
+    recurrent_activation: str | Callable[[jax.Array], jax.Array] = "sigmoid"
+    unit_forget_bias: bool = True
+
+    gates: ClassVar[int] = 4
+
+    def _check_activations(self) -> None:
+        activations.get(self.activation)
+        activations.get(self.recurrent_activation)
+        if not isinstance(self.unit_forget_bias, bool):
+            raise TypeError(f"unit_forget_bias must be a bool, got {_checks.describe(self.unit_forget_bias)}")
+
+    def _input_bias_init(self) -> Callable[..., jax.Array]:
+        base = initializers.get(self.bias_init)
+        if not self.unit_forget_bias:
+            return base
+        units = self.units
+
+        def init(key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
+            return base(key, shape, dtype).at[units:2 * units].set(1)
+
+        return init
+
+    def step(self, carry: tuple[jax.Array, jax.Array], projected: jax.Array):
+        c, h = carry
+        gate = activations.get(self.recurrent_activation)
+        act = activations.get(self.activation)
+        z = projected + h @ self.recurrent_kernel
+        i, f, g, o = jnp.split(z, 4, axis=-1)
+        c = gate(f) * c + gate(i) * act(g)
+        h = gate(o) * act(c)
+        return (c, h), h
+
+    def _zeros(self, batch: int) -> tuple[jax.Array, jax.Array]:
+        zeros = jnp.zeros((batch, self.units), self.param_dtype)
+        return zeros, zeros
+
+    @nn.nowrap
+    def output(self, carry: tuple[jax.Array, jax.Array]) -> jax.Array:
+        return carry[1]
+
+
+class GRUCell(_Cell):
+    """GRU cell (Cho et al. 2014) in the "reset_after" form of Keras 2+, cuDNN and PyTorch; gates z, r, n.
+
+    [x_z, x_r, x_n] = x_t W + b;  [h_z, h_r, h_n] = h_{t-1} U + b_rec;
+    z = σ(x_z + h_z),  r = σ(x_r + h_r),  n = tanh(x_n + r⊙h_n),  h_t = z⊙h_{t-1} + (1 - z)⊙n.
+    The reset gate multiplies the recurrent product after U (not h before U, the classic 2014 form),
+    which is why the recurrent part has its own bias b_rec. Carry h (batch, units).
+    """
+
+    activation: str | Callable[[jax.Array], jax.Array] = "tanh"
+    recurrent_activation: str | Callable[[jax.Array], jax.Array] = "sigmoid"
+
+    gates: ClassVar[int] = 3
+
+    def _check_activations(self) -> None:
+        activations.get(self.activation)
+        activations.get(self.recurrent_activation)
+
+    def setup(self) -> None:
+        super().setup()
+        self.recurrent_bias = self.param("recurrent_bias", initializers.get(self.bias_init),
+                                         (self.gates * self.units,), self.param_dtype)
+
+    def step(self, carry: jax.Array, projected: jax.Array) -> tuple[jax.Array, jax.Array]:
+        gate = activations.get(self.recurrent_activation)
+        act = activations.get(self.activation)
+        x_z, x_r, x_n = jnp.split(projected, 3, axis=-1)
+        h_z, h_r, h_n = jnp.split(carry @ self.recurrent_kernel + self.recurrent_bias, 3, axis=-1)
+        z = gate(x_z + h_z)
+        r = gate(x_r + h_r)
+        n = act(x_n + r * h_n)
+        h = z * carry + (1 - z) * n
+        return h, h
+
+
+CELLS: dict[str, type[_Cell]] = {"simple_rnn": SimpleRNNCell, "lstm": LSTMCell, "gru": GRUCell}
+
+
+def cell(name: str | type[_Cell], units: int, **options: Any) -> _Cell:
+    """A cell by name ("simple_rnn", "lstm", "gru"; also "rnn" and "simplernn") with `units` and options."""
+    aliases = {**CELLS, "rnn": SimpleRNNCell, "simplernn": SimpleRNNCell}
+    if isinstance(name, type) and issubclass(name, _Cell):
+        return name(units, **options)
+    return _checks.lookup("cell", name, aliases)(units, **options)
+
+
+def check_cell(value: Any, name: str = "cell") -> None:
+    """TypeError unless `value` is a jdl recurrent cell (with project_inputs and step)."""
+    if not isinstance(value, _Cell):
+        raise TypeError(
+            f"{name} must be a jdl recurrent cell (SimpleRNNCell, LSTMCell or GRUCell), got {_checks.describe(value)}"
+        )
+
+
+def detached(module: nn.Module) -> nn.Module:
+    """An unbound copy of a cell, adopted (and named "cell") by the layer it is passed to."""
+    return module.clone(parent=None, name=None)
+
+
+def check_sequence(x: Any, name: str = "x") -> jax.Array:
+    """`x` as a float array of shape (batch, time, features); ValueError naming `name` otherwise."""
+    x = _checks.as_array(x, name, dtype_kind="float")
+    if x.ndim != 3:
+        raise ValueError(
+            f"{name} must have shape (batch, time, features), got shape {tuple(x.shape)} ({x.ndim} dimensions)"
+        )
+    return x
+
+
+def check_seq_lengths(seq_lengths: Any, batch: int, time: int, name: str = "seq_lengths") -> jax.Array:
+    """seq_lengths as an int32 array (batch,) with every value in [0, time] (values checked when concrete)."""
+    lengths = _checks.as_array(seq_lengths, name, dtype_kind="int")
+    if np.dtype(lengths.dtype).kind not in "iub":
+        raise TypeError(f"{name} must hold integer lengths, got {_checks.describe(seq_lengths)}")
+    if lengths.shape != (batch,):
+        raise ValueError(f"{name} must have shape (batch,) = ({batch},), got shape {tuple(lengths.shape)}")
+    if _checks.is_concrete(lengths) and batch:
+        values = np.asarray(lengths)
+        if values.min() < 0:
+            raise ValueError(f"{name} must be >= 0, got minimum {values.min().item()}")
+        if values.max() > time:
+            raise ValueError(
+                f"{name} must be <= the sequence length {time} (time axis of x), got maximum {values.max().item()}"
+            )
+    return lengths.astype(jnp.int32)
+
+
+def check_carry(carry: Any, expected: Any, name: str = "initial_state") -> Any:
+    """`carry` with the tree structure and leaf shapes of `expected`; ValueError naming `name` otherwise."""
+    want = jax.tree_util.tree_structure(expected)
+    got = jax.tree_util.tree_structure(carry)
+    shapes = [tuple(leaf.shape) for leaf in jax.tree_util.tree_leaves(expected)]
+    if got != want:
+        raise ValueError(f"{name} must be a carry shaped like {jax.tree_util.tree_unflatten(want, shapes)}, got {carry!r}")
+    leaves = [_checks.as_array(leaf, name, dtype_kind="float") for leaf in jax.tree_util.tree_leaves(carry)]
+    for leaf, shape in zip(leaves, shapes):
+        if tuple(leaf.shape) != shape:
+            raise ValueError(
+                f"{name} must be a carry shaped like {jax.tree_util.tree_unflatten(want, shapes)}, "
+                f"got {jax.tree_util.tree_unflatten(want, [tuple(a.shape) for a in leaves])}"
+            )
+    return jax.tree_util.tree_unflatten(want, leaves)
+
+
+def reverse_valid(x: jax.Array, seq_lengths: jax.Array | None) -> jax.Array:
+    """Reverse each sequence of x (batch, time, ...) within its first seq_lengths[b] steps; padding stays put.
+
+    y[b, t] = x[b, L_b - 1 - t] for t < L_b, and x[b, t] for t ≥ L_b. Its own inverse.
+    """
+    if seq_lengths is None:
+        return jnp.flip(x, axis=1)
+    time = x.shape[1]
+    t = jnp.arange(time)[None, :]
+    index = jnp.where(t < seq_lengths[:, None], seq_lengths[:, None] - 1 - t, t)
+    index = index.reshape(index.shape + (1,) * (x.ndim - 2))
+    return jnp.take_along_axis(x, index, axis=1)
+
+
+def _scan_body(masked: bool, emit: bool):
+    def body(cell: _Cell, carry: Carry, inputs: Any):
+        projected, mask = inputs if masked else (inputs, None)
+        new_carry, h = cell.step(carry, projected)
+        if masked:
+            keep = mask[:, None]
+            new_carry = jax.tree_util.tree_map(lambda new, old: jnp.where(keep, new, old), new_carry, carry)
+            h = jnp.where(keep, h, jnp.zeros_like(h))
+        return new_carry, (h if emit else ())
+
+    return body
+
+
+class Recurrent(nn.Module):
+    """Runs a cell over a sequence with one `flax.linen.scan`: x (batch, time, features) -> outputs.
+
+    The input projection x W + b is computed for all steps before the scan (time-major, one matrix
+    product); each scanned step adds
+    h_{t-1} U and applies the gates. seq_lengths (batch,): steps t ≥ L_b leave the carry unchanged and
+    give zero outputs. reverse: each sequence is read backwards (only its first L_b steps, as Keras
+    and cuDNN do) and the outputs are returned in the original time order. Returns outputs
+    (batch, time, units) if return_sequences else the last valid output (batch, units) (for
+    reverse, the output after reading the whole sequence backwards); with return_state,
+    (outputs, final carry) where the carry is h, or (c, h) for an LSTM. unroll: steps per scan
+    iteration.
+    """
+
+    cell: _Cell
+    return_sequences: bool = False
+    return_state: bool = False
+    reverse: bool = False
+    unroll: int = 1
+
+    def __post_init__(self) -> None:
+        check_cell(self.cell)
+        for flag in ("return_sequences", "return_state", "reverse"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"{flag} must be a bool, got {_checks.describe(getattr(self, flag))}")
+        _checks.check_number(self.unroll, "unroll", integer=True, positive=True)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, x: jax.Array, seq_lengths: jax.Array | None = None, initial_state: Carry | None = None):
+        x = check_sequence(x)
+        batch, time = x.shape[0], x.shape[1]
+        lengths = None if seq_lengths is None else check_seq_lengths(seq_lengths, batch, time)
+        if initial_state is not None:
+            initial_state = check_carry(initial_state, self.cell.initialize_carry(None, (batch, x.shape[2])))
+        if self.reverse:
+            x = reverse_valid(x, lengths)
+        xs = self.cell.project_inputs(jnp.swapaxes(x, 0, 1))
+        if initial_state is None:
+            carry = self.cell.initialize_carry(None, (batch, x.shape[2]))
+        else:
+            carry = initial_state
+        carry = jax.tree_util.tree_map(lambda c: c.astype(xs.dtype), carry)
+        if lengths is not None:
+            xs = (xs, jnp.arange(time)[:, None] < lengths[None, :])
+        scan = nn.scan(
+            _scan_body(lengths is not None, self.return_sequences),
+            variable_broadcast="params",
+            split_rngs={"params": False},
+            in_axes=0,
+            out_axes=0,
+            unroll=self.unroll,
+        )
+        carry, ys = scan(self.cell, carry, xs)
+        if self.return_sequences:
+            outputs = jnp.swapaxes(ys, 0, 1)
+            if self.reverse:
+                outputs = reverse_valid(outputs, lengths)
+        else:
+            outputs = self.cell.output(carry)
+        return (outputs, carry) if self.return_state else outputs
+
+
+_MERGES = ("concat", "sum")
+
+
+class Bidirectional(nn.Module):
+    """A forward and a backward `Recurrent` over the same sequence, merged: x (batch, time, features) -> outputs.
+
+    merge="concat": [h_fwd, h_bwd] (…, units_f + units_b); merge="sum": h_fwd + h_bwd (equal units).
+    The backward outputs are aligned with the forward ones in time; with return_sequences=False the
+    merge is of the forward's last valid output and the backward's output at t = 0. With
+    return_state: (outputs, forward carry, backward carry).
+    """
+
+    forward_cell: _Cell
+    backward_cell: _Cell
+    merge: str = "concat"
+    return_sequences: bool = False
+    return_state: bool = False
+    unroll: int = 1
+
+    def __post_init__(self) -> None:
+        check_cell(self.forward_cell, "forward_cell")
+        check_cell(self.backward_cell, "backward_cell")
+        _checks.check_choice(self.merge, "merge", _MERGES)
+        if self.merge == "sum" and self.forward_cell.units != self.backward_cell.units:
+            raise ValueError(
+                f'merge="sum" needs equal units, got forward_cell.units={self.forward_cell.units} and '
+                f"backward_cell.units={self.backward_cell.units}"
+            )
+        for flag in ("return_sequences", "return_state"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"{flag} must be a bool, got {_checks.describe(getattr(self, flag))}")
+        _checks.check_number(self.unroll, "unroll", integer=True, positive=True)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, x: jax.Array, seq_lengths: jax.Array | None = None,
+                 initial_state: tuple[Carry, Carry] | None = None):
+        x = check_sequence(x)
+        if initial_state is not None and (not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2):
+            raise ValueError(
+                f"initial_state must be a pair (forward carry, backward carry), got {_checks.describe(initial_state)}"
+            )
+        first, second = (None, None) if initial_state is None else initial_state
+        options = dict(return_sequences=self.return_sequences, return_state=True, unroll=self.unroll)
+        out_f, carry_f = Recurrent(detached(self.forward_cell), name="forward", **options)(x, seq_lengths, first)
+        out_b, carry_b = Recurrent(detached(self.backward_cell), reverse=True, name="backward", **options)(
+            x, seq_lengths, second)
+        outputs = jnp.concatenate([out_f, out_b], axis=-1) if self.merge == "concat" else out_f + out_b
+        return (outputs, carry_f, carry_b) if self.return_state else outputs
+
+
+class StackedRecurrent(nn.Module):
+    """Recurrent layers on top of each other, each reading the previous one's output sequence.
+
+    x (batch, time, features) -> (batch, time, units_last) if return_sequences else (batch, units_last);
+    with return_state, (outputs, [final carry of each layer]). bidirectional: each layer is a
+    `Bidirectional` (merge "concat") of its cell and a copy of it. dropout: inverted dropout on the
+    sequence between layers, in training only (rng stream "dropout").
+    """
+
+    cells: Sequence[_Cell]
+    return_sequences: bool = False
+    return_state: bool = False
+    bidirectional: bool = False
+    dropout: float = 0.0
+    unroll: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.cells, (str, bytes)) or not isinstance(self.cells, Sequence) or not self.cells:
+            raise TypeError(f"cells must be a non-empty sequence of recurrent cells, got {_checks.describe(self.cells)}")
+        for index, item in enumerate(self.cells):
+            check_cell(item, f"cells[{index}]")
+        for flag in ("return_sequences", "return_state", "bidirectional"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"{flag} must be a bool, got {_checks.describe(getattr(self, flag))}")
+        _checks.check_number(self.dropout, "dropout", nonnegative=True)
+        if not self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        _checks.check_number(self.unroll, "unroll", integer=True, positive=True)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, x: jax.Array, seq_lengths: jax.Array | None = None, train: bool = False):
+        x = check_sequence(x)
+        carries = []
+        last = len(self.cells) - 1
+        for index, layer_cell in enumerate(self.cells):
+            sequences = self.return_sequences or index < last
+            if self.bidirectional:
+                out = Bidirectional(detached(layer_cell), detached(layer_cell), return_sequences=sequences,
+                                    return_state=True, unroll=self.unroll, name=f"layer_{index}")(x, seq_lengths)
+                x, carry = out[0], out[1:]
+            else:
+                x, carry = Recurrent(detached(layer_cell), return_sequences=sequences, return_state=True, unroll=self.unroll,
+                                     name=f"layer_{index}")(x, seq_lengths)
+            carries.append(carry)
+            if self.dropout and index < last:
+                x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        return (x, carries) if self.return_state else x
