@@ -565,22 +565,32 @@ def per_example_moments(loss_fn: Callable[..., jax.Array], params: Any, batch: S
     return _PLANS[key][0](params, batch)
 
 
-MOMENTS_CHUNK = 32
+MOMENTS_CHUNK = 128
 
 
 def _moments(loss_fn, params, batch, *, plan, chunk_size, mask=None):
-    """(Σ_i g_i, Σ_i g_i²) over the examples where mask (n,) is True (all by default), chunk by chunk."""
+    """(Σ_i g_i, Σ_i g_i²) over the examples where mask (n,) is True (all by default), chunk by chunk.
+
+    A Dense kernel seeing one position per example never forms g_i = a_i δ_iᵀ: Σ_i g_i = AᵀΔ and
+    Σ_i g_i² = (A⊙A)ᵀ(Δ⊙Δ) over the chunk (two matrix products); other leaves form g_i per example.
+    """
     leaves, treedef = jax.tree_util.tree_flatten(params)
     shapes = [leaf.shape for leaf in leaves]
     if plan is None:
         def one(*example):
-            return [_wide(g) for g in jax.tree_util.tree_leaves(jax.grad(loss_fn)(params, *example))]
+            return [(_wide(g),) for g in jax.tree_util.tree_leaves(jax.grad(loss_fn)(params, *example))]
     else:
-        def per_leaf(terms, left):
-            return [_wide(left[i]) if i in left else _gradient(terms[i], shapes[i])
-                    for i in range(len(shapes))]
+        def term_of(i, terms, left):
+            """(a, δ) for a one-position Dense kernel, else (g_i,)."""
+            if i in left:
+                return (_wide(left[i]),)
+            term = terms[i]
+            if term[0] == "outer" and term[1].shape[0] == 1:
+                return (term[1][0], term[2][0])
+            return (_gradient(term, shapes[i]),)
 
-        one = _fast_example_fn(loss_fn, params, plan, per_leaf)
+        one = _fast_example_fn(loss_fn, params, plan,
+                               lambda terms, left: [term_of(i, terms, left) for i in range(len(shapes))])
 
     n = jax.tree_util.tree_leaves(batch)[0].shape[0]
     size = min(n, chunk_size or MOMENTS_CHUNK)
@@ -598,9 +608,18 @@ def _moments(loss_fn, params, batch, *, plan, chunk_size, mask=None):
     def body(carry, chunk):
         total, squares = carry
         examples, m = chunk
-        gs = jax.vmap(one)(*examples)
-        gs = [jnp.where(m.reshape((-1,) + (1,) * (gi.ndim - 1)), gi, 0).astype(t.dtype) for gi, t in zip(gs, total)]
-        return ([t + gi.sum(0) for t, gi in zip(total, gs)], [q + (gi * gi).sum(0) for q, gi in zip(squares, gs)]), None
+        new_total, new_squares = [], []
+        for term, t, q, shape in zip(jax.vmap(one)(*examples), total, squares, shapes):
+            if len(term) == 2:
+                rows = jnp.where(m[:, None], term[0], 0).astype(t.dtype)
+                deltas = term[1].astype(t.dtype)
+                new_total.append(t + (rows.T @ deltas).reshape(shape))
+                new_squares.append(q + ((rows * rows).T @ (deltas * deltas)).reshape(shape))
+            else:
+                g = jnp.where(m.reshape((-1,) + (1,) * (term[0].ndim - 1)), term[0], 0).astype(t.dtype)
+                new_total.append(t + g.sum(0))
+                new_squares.append(q + (g * g).sum(0))
+        return (new_total, new_squares), None
 
     zeros = [jnp.zeros(leaf.shape, jnp.promote_types(leaf.dtype, jnp.float32)) for leaf in leaves]
     (total, squares), _ = jax.lax.scan(body, (zeros, list(zeros)), (jax.tree_util.tree_map(split, batch), mask))
