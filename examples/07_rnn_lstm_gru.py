@@ -8,7 +8,7 @@
    values. Predicting the mean (1) scores MSE 1/6 ≈ 0.167; the task is solved below 0.01. It needs
    the memory of T = 50 steps back, which a SimpleRNN lacks and an LSTM has.
 
-Run: python examples/07_rnn_lstm_gru.py [--epochs 20] [--steps 2000] [--length 50] [--quick]
+Run: python examples/07_rnn_lstm_gru.py [--epochs 12] [--steps 1500] [--length 50] [--quick]
 """
 
 import argparse
@@ -67,8 +67,8 @@ def adding(steps, length, units, seed, batch_size=64):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=20, help="epochs of the sine forecast")
-    parser.add_argument("--steps", type=int, default=2000, help="Adam steps (batch 64) of the adding problem")
+    parser.add_argument("--epochs", type=int, default=12, help="epochs of the sine forecast")
+    parser.add_argument("--steps", type=int, default=1500, help="Adam steps (batch 64) of the adding problem")
     parser.add_argument("--length", type=int, default=50, help="sequence length T of the adding problem")
     parser.add_argument("--units", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
