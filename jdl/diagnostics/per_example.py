@@ -175,7 +175,7 @@ def _fast_supported(module: nn.Module) -> str | None:
     return None
 
 
-def _is_wrapper(module: nn.Module, method_name: str) -> bool:
+def _is_wrapper(module: nn.Module) -> bool:
     """jdl's Conv1D/Conv2D: their methods only validate and call a flax Conv sharing their scope."""
     from jdl.nn.conv import _Conv
 
@@ -252,7 +252,7 @@ class _Plan:
                 indices = {i for i in own.values() if i is not None}
                 if not indices:
                     return next_fun(*args, **kwargs)
-                if kind is None and _is_wrapper(context.module, context.method_name):
+                if kind is None and _is_wrapper(context.module):
                     return next_fun(*args, **kwargs)
                 if kind is None or _current_trace() is not top:
                     excluded.update(indices)
@@ -544,7 +544,8 @@ def _jit_sq_norms(loss_fn: Callable, plan: _Plan | None, chunk_size: int | None)
             fn = jax.jit(lambda params, batch: _leaf_sq_norms_vmap(loss_fn, params, batch, chunk_size))
         else:
             fn = jax.jit(lambda params, batch: _leaf_sq_norms_fast(loss_fn, params, batch, plan, chunk_size))
-        _PLANS.clear() if len(_PLANS) > 64 else None
+        if len(_PLANS) > 64:
+            _PLANS.clear()
         _PLANS[key] = (fn, plan)
     return _PLANS[key][0]
 

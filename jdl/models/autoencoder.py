@@ -60,6 +60,15 @@ class _Reconstruction(nn.Module):
         return h @ kernel + bias
 
 
+def _check_codec(model: nn.Module) -> None:
+    """ValueError/TypeError for a bad latent_dim, activation, kernel_init or output_activation."""
+    _checks.check_number(model.latent_dim, "latent_dim", integer=True, positive=True)
+    activations.get(model.activation)
+    initializers.get(model.kernel_init)
+    if model.output_activation is not None:
+        activations.get(model.output_activation)
+
+
 class _DenseCodec(nn.Module):
     """Shared fields and validation of the dense autoencoders."""
 
@@ -74,11 +83,7 @@ class _DenseCodec(nn.Module):
         _check_widths(self.encoder, "encoder")
         if self.decoder is not None:
             _check_widths(self.decoder, "decoder")
-        _checks.check_number(self.latent_dim, "latent_dim", integer=True, positive=True)
-        activations.get(self.activation)
-        initializers.get(self.kernel_init)
-        if self.output_activation is not None:
-            activations.get(self.output_activation)
+        _check_codec(self)
         super().__post_init__()
 
     @property
@@ -203,11 +208,7 @@ class ConvAutoencoder(nn.Module):
                 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in shape)):
             raise ValueError(f"input_shape must be (H, W, C), three positive integers, got {shape!r}")
         _check_widths(self.filters, "filters", allow_empty=False)
-        _checks.check_number(self.latent_dim, "latent_dim", integer=True, positive=True)
-        activations.get(self.activation)
-        initializers.get(self.kernel_init)
-        if self.output_activation is not None:
-            activations.get(self.output_activation)
+        _check_codec(self)
         super().__post_init__()
 
     @property
