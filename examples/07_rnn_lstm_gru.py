@@ -17,21 +17,8 @@ import time
 import numpy as np
 
 import jdl
+from jdl.data import adding_problem
 from jdl.models.rnn import SequenceClassifier
-
-
-def adding_problem(n, length, seed):
-    """x (n, length, 2): values and markers; y (n, 1): the sum of the two marked values."""
-    rng = np.random.default_rng(seed)
-    values = rng.uniform(size=(n, length))
-    first = rng.integers(0, length // 2, size=n)
-    second = rng.integers(length // 2, length, size=n)
-    markers = np.zeros((n, length))
-    markers[np.arange(n), first] = 1
-    markers[np.arange(n), second] = 1
-    x = np.stack([values, markers], axis=-1).astype(np.float32)
-    y = (values[np.arange(n), first] + values[np.arange(n), second])[:, None].astype(np.float32)
-    return x, y
 
 
 def sine_forecast(epochs, units, seed):
