@@ -55,6 +55,21 @@ STUDY_SIZES = {
               "quick": dict(activations=("sigmoid", "tanh", "relu"), inits=("uniform", "xavier_normal", "he_normal", "large"),
                             depths=(3, 10), batch_norm=(False,), width=64, steps=0, examples=256)},
     "init": {"full": dict(depth=30, width=512), "quick": dict(depth=10, width=128, examples=300)},
+    "rnn": {"full": dict(length=200), "quick": dict(length=40, units=16, examples=32, sweep_length=20)},
+    "adding": {"full": dict(lengths=(50, 100, 200), steps=2000),
+               "quick": dict(cells=("simple_rnn", "lstm"), lengths=(10,), clipnorms=(1.0,), steps=200, units=16,
+                             eval_every=50, test_examples=200)},
+    "copy": {"full": dict(lengths=(20, 50, 100), steps=3000),
+             "quick": dict(cells=("simple_rnn", "lstm"), lengths=(5,), clipnorms=(1.0,), steps=200, units=16,
+                           eval_every=50, test_examples=200)},
+}
+
+STUDIES = {
+    "depth": ("depth_study", "depth_report"),
+    "init": ("init_study", "init_report"),
+    "rnn": ("rnn_study", "rnn_report"),
+    "adding": ("adding_study", "memory_report"),
+    "copy": ("copy_study", "memory_report"),
 }
 
 
@@ -65,12 +80,8 @@ def _study(args: argparse.Namespace) -> int:
 
     out = Path(args.out or f"runs/study_{args.name}")
     options = STUDY_SIZES[args.name]["quick" if args.quick else "full"]
-    if args.name == "depth":
-        result = studies.depth_study(**options)
-        report = report_lib.depth_report(result)
-    else:
-        result = studies.init_study(**options)
-        report = report_lib.init_report(result)
+    study, make_report = STUDIES[args.name]
+    report = getattr(report_lib, make_report)(getattr(studies, study)(**options))
     page, numbers = report.save(out)
     for line in report.findings:
         print(line)
@@ -109,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="0 silent, 1 progress bars, 2 a line per epoch")
     train.set_defaults(run=_train)
     study = commands.add_parser("study", help="run a vanishing/exploding-gradient study and write an HTML + JSON report")
-    study.add_argument("name", choices=sorted(STUDY_SIZES), help="depth: activation x init x depth grid; init: 30-layer ReLU signal")
+    study.add_argument("name", choices=sorted(STUDY_SIZES), help="depth: activation x init x depth grid; init: 30-layer ReLU signal; rnn: gradient through time "
+                       "per cell and recurrent weight scale; adding, copy: SimpleRNN vs LSTM vs GRU on long-memory tasks")
     study.add_argument("--out", default=None, help="report directory (default: runs/study_NAME)")
     study.add_argument("--quick", action="store_true", help="a small grid that runs in well under a minute")
     study.set_defaults(run=_study)

@@ -224,6 +224,147 @@ def init_report(result: dict[str, Any]) -> Report:
     return report
 
 
+def _log_profile(ax: Any, profile: Sequence[float], label: str) -> None:
+    values = np.asarray(profile, np.float64)
+    values = np.where(np.isfinite(values) & (values > 0), values, np.nan)
+    ax.semilogy(np.arange(len(values)), values, label=label)
+
+
+def rnn_report(result: dict[str, Any]) -> Report:
+    """Report of `rnn_studies.rnn_study`: ‖∂L/∂h_t‖ against t per cell, and the recurrent weight sweep."""
+    plt = _pyplot()
+    report = Report("Gradients through time in recurrent networks", data=result)
+    length = result["length"]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for r in result["cells"]:
+        _log_profile(ax, r["profile"], f"{r['cell']} (×{r['growth_per_step_back']:.3f} per step back)")
+    ax.set_xlabel(f"time step t (the loss is on the output at t = {length - 1})")
+    ax.set_ylabel("mean ‖∂L/∂h_t‖ over examples (log scale)")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    cells = Section(f"Each cell at initialization, adding problem, T = {length}, {result['units']} units",
+                    paragraphs=["How much of the loss's gradient reaches the hidden state h_t, t steps into the "
+                                "sequence. A line falling to the left means early inputs barely move the weights: "
+                                "the network cannot learn to remember them. An LSTM's h_t gradient also decays at "
+                                "initialization (its forget gate starts near σ(1) = 0.73); training opens the gate "
+                                "(see the adding study's profiles after training)."])
+    cells.figures.append((figure_png(fig), "‖∂L/∂h_t‖ against t at initialization"))
+    cells.table = (["cell", "‖∂L/∂h_0‖ / ‖∂L/∂h_T‖", "factor per step back"],
+                   [[r["cell"], r["first_to_last"], r["growth_per_step_back"]] for r in result["cells"]])
+    report.sections.append(cells)
+    for activation in dict.fromkeys(r["activation"] for r in result["sweep"]):
+        group = [r for r in result["sweep"] if r["activation"] == activation]
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        for r in group:
+            _log_profile(ax, r["profile"], f"scale {r['scale']:g}")
+        ax.set_xlabel(f"time step t (the loss reads h_{result['sweep_length'] - 1})")
+        ax.set_ylabel("mean ‖∂L/∂h_t‖ (log scale)")
+        ax.legend()
+        ax.grid(True, which="both", alpha=0.3)
+        section = Section(f"Recurrent weight sweep, SimpleRNN with {activation} activation",
+                          paragraphs=["The recurrent kernel is scale × an orthogonal matrix and the loss is u·h_T with "
+                                      "‖u‖ = 1. In the notes' terms: with w = 0.5 the gradient shrinks as 0.5^t, with "
+                                      "w = 50 it grows as 50^t" + (" — exactly, for a linear activation." if activation == "linear"
+                                                                 else "; a saturating activation damps both.")])
+        section.figures.append((figure_png(fig), f"weight scale sweep, {activation}"))
+        section.table = (["scale", "factor per step back", "finite steps back", "‖∂L/∂h_0‖ / ‖∂L/∂h_T‖"],
+                         [[r["scale"], r["growth_per_step_back"], r["finite_steps_back"], r["first_to_last"]] for r in group])
+        report.sections.append(section)
+    report.findings = rnn_findings(result)
+    return report
+
+
+def rnn_findings(result: dict[str, Any]) -> list[str]:
+    """Plain-language findings of the rnn study."""
+    findings = []
+    for r in result["cells"]:
+        findings.append(f"{r['cell']} at initialization: the gradient reaching h_0 is {r['first_to_last']:.1e} of the "
+                        f"one at h_T, T = {result['length']} (×{r['growth_per_step_back']:.3f} per step back).")
+    for r in result["sweep"]:
+        steps = result["sweep_length"]
+        if r["finite_steps_back"] < steps:
+            findings.append(f"{r['activation']} SimpleRNN, recurrent scale {r['scale']:g}: exploding — the gradient "
+                            f"overflows float32 {r['finite_steps_back'] + 1} steps back.")
+        elif r["growth_per_step_back"] > 1.05:
+            findings.append(f"{r['activation']} SimpleRNN, recurrent scale {r['scale']:g}: exploding — "
+                            f"×{r['growth_per_step_back']:.3g} per step back, ‖∂L/∂h_0‖ / ‖∂L/∂h_T‖ = "
+                            f"{r['first_to_last']:.1e} after {steps} steps.")
+        elif r["growth_per_step_back"] < 0.95:
+            findings.append(f"{r['activation']} SimpleRNN, recurrent scale {r['scale']:g}: vanishing — "
+                            f"×{r['growth_per_step_back']:.3g} per step back, {r['first_to_last']:.1e} after {steps} steps.")
+    return findings
+
+
+def memory_report(result: dict[str, Any]) -> Report:
+    """Report of `rnn_studies.adding_study` / `copy_study`: learning curves against the baseline, per length."""
+    plt = _pyplot()
+    task = result["study"]
+    title = {"adding": "The adding problem", "copy": "The copy-memory task"}.get(task, task)
+    report = Report(f"{title}: SimpleRNN vs LSTM vs GRU", data=result)
+    for length in dict.fromkeys(r["length"] for r in result["records"]):
+        group = [r for r in result["records"] if r["length"] == length]
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        for r in group:
+            clip = f"clipnorm {r['clipnorm']:g}" if r["clipnorm"] else "no clipping"
+            ax.plot(r["steps"], r["test_loss"], marker=".", label=f"{r['cell']}, {clip}")
+        ax.axhline(group[0]["baseline"], color="k", linestyle="--", label=f"baseline {group[0]['baseline']:.4f}")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"Adam step (batch {result['batch_size']})")
+        ax.set_ylabel(f"test {result['unit']} (log scale)")
+        ax.legend(fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+        section = Section(f"T = {length}",
+                          paragraphs=[f"Test {result['unit']} on {result['test_examples']} held-out sequences every "
+                                      f"{result['eval_every']} steps; the dashed line is what a model without memory "
+                                      f"scores. {result['units']} units, Adam at {result['learning_rate']:g}."])
+        section.figures.append((figure_png(fig), f"learning curves, T = {length}"))
+        fig, ax = plt.subplots(figsize=(9, 4))
+        for r in group:
+            clip = f"clipnorm {r['clipnorm']:g}" if r["clipnorm"] else "no clipping"
+            _log_profile(ax, r["trained_profile"]["profile"], f"{r['cell']}, {clip}")
+        ax.set_xlabel("time step t")
+        ax.set_ylabel("mean ‖∂L/∂h_t‖ after training (log scale)")
+        ax.legend(fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+        section.figures.append((figure_png(fig), f"gradient reaching each step after training, T = {length}"))
+        header = ["cell", "clipnorm", f"final test {result['unit']}", "baseline", "ms/step", "‖∂L/∂h_0‖ / ‖∂L/∂h_T‖"]
+        if task == "copy":
+            header.insert(3, "recall")
+        rows = []
+        for r in group:
+            row = [r["cell"], r["clipnorm"] or "none", r["final_test_loss"], r["baseline"], r["ms_per_step"],
+                   r["trained_profile"]["first_to_last"]]
+            if task == "copy":
+                row.insert(3, r["recall"])
+            rows.append(row)
+        section.table = (header, rows)
+        report.sections.append(section)
+    report.findings = memory_findings(result)
+    return report
+
+
+def memory_findings(result: dict[str, Any]) -> list[str]:
+    """Plain-language findings: which cell solved each length, which stayed at the baseline, which diverged."""
+    findings = []
+    for r in result["records"]:
+        name = f"T = {r['length']}, {r['cell']}, {'clipnorm ' + format(r['clipnorm'], 'g') if r['clipnorm'] else 'no clipping'}"
+        final, baseline = r["final_test_loss"], r["baseline"]
+        steps = r["steps"][-1] if r["steps"] else 0
+        if not r["finite"]:
+            findings.append(f"{name}: training diverged ({r['stop_reason'] or 'non-finite loss'}).")
+        elif result["solved_below"] is not None and final < result["solved_below"]:
+            findings.append(f"{name}: solved — test {result['unit']} {final:.4f} after {steps} steps "
+                            f"(baseline {baseline:.4f}).")
+        elif final > 0.8 * baseline:
+            findings.append(f"{name}: no memory learned — test {result['unit']} {final:.4f} stays near the "
+                            f"baseline {baseline:.4f} after {steps} steps.")
+        else:
+            extra = f", recall {r['recall']:.1%}" if "recall" in r else ""
+            findings.append(f"{name}: partly learned — test {result['unit']} {final:.4f} ({final / baseline:.2f} of "
+                            f"the baseline){extra} after {steps} steps.")
+    return findings
+
+
 # -- a training run ---------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@
   explodes, and gradient clipping tames the update.
 - `init_study`: He et al. (2015)'s 30-layer ReLU network: the standard deviation of each layer's
   activations under Xavier (shrinks by ≈ 1/√2 per layer) and He (stays constant) initialization.
+- `rnn_study`, `adding_study`, `copy_study`: gradients through time (from `rnn_studies`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import optax
 
 from jdl import _checks
+from jdl.diagnostics.rnn_studies import adding_study, copy_study, rnn_study
 from jdl.nn import activations as activations_lib
 from jdl.nn import initializers as initializers_lib
 

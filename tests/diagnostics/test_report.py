@@ -40,3 +40,16 @@ def test_jdl_study_init_writes_a_report_with_the_textbook_factors(tmp_path, caps
     for section in re.findall(r"<section>(.*?)</section>", page, flags=re.S):
         assert "<p>" in section and ("<img" in section or "<table>" in section)
     assert "xavier_normal: activations scale by" in capsys.readouterr().out
+
+
+def test_jdl_study_rnn_writes_the_gradient_through_time_report(tmp_path, capsys, monkeypatch):
+    tiny = dict(cells=("gru",), length=6, units=3, examples=2, scales=(0.5, 2.0), sweep_activations=("linear",),
+                sweep_length=5)
+    monkeypatch.setitem(cli.STUDY_SIZES["rnn"], "quick", tiny)
+    assert cli.main(["study", "rnn", "--quick", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert [r["scale"] for r in data["sweep"]] == [0.5, 2.0]
+    assert abs(data["sweep"][1]["first_to_last"] - 2.0 ** 4) < 1e-3
+    page = (tmp_path / "report.html").read_text()
+    assert len(_images(page)) == 2
+    assert "linear SimpleRNN, recurrent scale 0.5: vanishing" in capsys.readouterr().out
