@@ -2,23 +2,19 @@
 
 import math
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.example_runner import run_example
+
 pytestmark = pytest.mark.slow  # one subprocess, mostly JIT compilation: ~30 s of CPU
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "06_cnn_edges_and_digits.py"
 NUMBER = r"(-?\d+\.?\d*)"
 
 
 @pytest.fixture(scope="module")
 def output():
-    done = subprocess.run([sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return done.stdout
+    return run_example("06_cnn_edges_and_digits.py", "--quick", timeout=600)
 
 
 def value(out, label):

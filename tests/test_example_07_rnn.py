@@ -1,15 +1,13 @@
 """examples/07_rnn_lstm_gru.py runs as a user runs it (`--quick`) and prints numbers that make sense."""
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.example_runner import run_example
+
 pytestmark = pytest.mark.slow
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "07_rnn_lstm_gru.py"
 NUMBER = r"(-?\d+\.?\d*(?:e[-+]?\d+)?|nan|inf)"
 
 
@@ -20,9 +18,7 @@ def value(out, pattern):
 
 
 def test_quick_run_prints_sensible_numbers():
-    done = subprocess.run([sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True, timeout=400)
-    assert done.returncode == 0, done.stderr[-4000:]
-    out = done.stdout
+    out = run_example("07_rnn_lstm_gru.py", "--quick", timeout=400)
     naive = value(out, r"naive \(last value\) test MSE: ")
     assert 0 < naive < 0.05  # noise 0.05: the naive error is about the change per step plus 2·0.05²
     for cell in ("simple_rnn", "lstm", "gru"):

@@ -2,15 +2,13 @@
 
 import math
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.example_runner import run_example
+
 pytestmark = pytest.mark.slow
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "08_seq2seq.py"
 NUMBER = r"(-?(?:\d+\.?\d*(?:e[-+]?\d+)?|nan|inf))"
 
 
@@ -22,9 +20,7 @@ def value(out, label):
 
 @pytest.fixture(scope="module")
 def output():
-    result = subprocess.run([sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, f"08_seq2seq.py failed:\n{result.stderr[-4000:]}"
-    return result.stdout
+    return run_example("08_seq2seq.py", "--quick", timeout=300)
 
 
 def test_quick_run_reports_consistent_numbers(output):

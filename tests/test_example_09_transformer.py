@@ -2,23 +2,19 @@
 
 import math
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.example_runner import run_example
+
 pytestmark = pytest.mark.slow
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "09_transformer.py"
 NUMBER = r"(-?\d+\.?\d*(?:e[-+]?\d+)?|nan|inf)"
 
 
 @pytest.fixture(scope="module")
 def out():
-    result = subprocess.run([sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result.stdout
+    return run_example("09_transformer.py", "--quick", timeout=300)
 
 
 def value(out, label):

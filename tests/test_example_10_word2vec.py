@@ -1,22 +1,18 @@
 """examples/10_word2vec.py runs as a user runs it (--quick) and prints numbers that make sense."""
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.example_runner import run_example
+
 pytestmark = pytest.mark.slow
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "10_word2vec.py"
 
 
 @pytest.fixture(scope="module")
 def output():
-    result = subprocess.run([sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result.stdout
+    return run_example("10_word2vec.py", "--quick", timeout=300)
 
 
 def test_quick_run_reports_a_decreasing_loss_and_the_corpus_sizes(output):

@@ -1,22 +1,18 @@
 """Example 13 shows vanishing with sigmoid + uniform, balance with ReLU + He, and the cures."""
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.example_runner import run_example
+
 pytestmark = pytest.mark.slow
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "13_vanishing_exploding.py"
 NUMBER = r"([-+]?\d+\.\d+e[-+]\d+|nan)"
 
 
 def test_quick_run_shows_vanishing_its_cures_and_clipping():
-    completed = subprocess.run([sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True, timeout=600)
-    assert completed.returncode == 0, completed.stderr
-    out = completed.stdout
+    out = run_example("13_vanishing_exploding.py", "--quick", timeout=600)
 
     def ratio(label):
         match = re.search(rf"^{re.escape(label)}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}", out, flags=re.M)

@@ -1,21 +1,17 @@
 """Example 14 finds most of the flipped labels among the largest per-example gradient norms."""
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.example_runner import run_example
+
 pytestmark = pytest.mark.slow
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "14_per_example_gradients.py"
 
 
 def test_quick_run_ranks_flipped_labels_first():
-    completed = subprocess.run([sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 0, completed.stderr
-    out = completed.stdout
+    out = run_example("14_per_example_gradients.py", "--quick", timeout=300)
     flipped = int(re.search(r"(\d+) labels flipped", out).group(1))
     precision = float(re.search(r"precision@\d+ = recall@\d+ = (\d\.\d+)", out).group(1))
     chance = float(re.search(r"chance: ([\d.]+)", out).group(1))
