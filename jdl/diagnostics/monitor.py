@@ -2,7 +2,8 @@
 
 Every `every` steps the step also computes, from the gradient it already has: per-layer gradient,
 parameter and update norms and finiteness; optionally per-example gradient norms (exact, by the
-fast path of `jdl.diagnostics.per_example`, in inference mode and without the L2 penalty), the
+fast path of `jdl.diagnostics.per_example`, in inference mode and without the L2 penalty; from the
+step's own backward pass when training mode is inference mode), the
 gradient signal-to-noise ratio and noise scale (from per-example moments), and activation
 statistics of the hidden layers. Values stay on the device until the end of the epoch.
 """
@@ -31,12 +32,38 @@ class Probe:
     per_example: bool = True
     moments: bool = False
     activations: str | None = None
+    share_backward: bool = True
+
+    def shared_pass(self, objective: Any, state: Any, x: Any, y: Any,
+                    cost_fn: Any) -> per_example.SharedPass | None:
+        """The step's own pass gives per-example norms and activations when training mode is inference mode.
+
+        That is: no batch statistics (empty model state), no dropout or sampling (the training
+        forward traces without random streams), and every layer covered by the fast path.
+        """
+        from jdl.train.step import ADDED_LOSSES
+
+        wanted = self.per_example or self.activations is not None
+        if not (wanted and self.share_backward) or state.model_state:
+            return None
+        try:
+            jax.eval_shape(lambda p: state.apply_fn({"params": p}, x, rngs={}, mutable=[ADDED_LOSSES],
+                                                    **objective.train_kwargs), state.params)
+        except Exception:  # a random stream is needed (dropout, sampling), or the model cannot run without one
+            return None
+        batch = (x, y)
+        plan = per_example._new_plan(_example_loss(objective, state), state.params, batch, "auto")
+        n = jax.tree_util.tree_leaves(x)[0].shape[0]
+        return per_example.shared_pass(cost_fn, state.params, plan, n)
 
     def record(self, objective: Any, state: Any, grads: Any, new_state: Any, x: Any, y: Any, w: jax.Array,
-               index: jax.Array | None) -> dict[str, Any]:
-        """Statistics of this step when step % every == 0, zeros otherwise (and "on" says which)."""
+               index: jax.Array | None, shared: tuple[per_example.SharedPass, Any] | None = None) -> dict[str, Any]:
+        """Statistics of this step when step % every == 0, zeros otherwise (and "on" says which).
+
+        shared: (SharedPass, captures) when the step computed its gradient by `SharedPass.value_and_grad`.
+        """
         on = state.step % self.every == 0
-        compute = lambda: self._compute(objective, state, grads, new_state, x, y, w)  # noqa: E731
+        compute = lambda: self._compute(objective, state, grads, new_state, x, y, w, shared)  # noqa: E731
         shapes = jax.eval_shape(compute)
         values = jax.lax.cond(on, compute, lambda: jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
         values["on"] = on
@@ -45,9 +72,7 @@ class Probe:
             values["index"] = index if index is not None else jnp.arange(w.shape[0])
         return values
 
-    def _compute(self, objective, state, grads, new_state, x, y, w):
-        from jdl.train.step import forward, score
-
+    def _compute(self, objective, state, grads, new_state, x, y, w, shared):
         out: dict[str, Any] = {
             "grad_norm": stats.layer_norms(grads),
             "param_norm": stats.layer_norms(state.params),
@@ -55,18 +80,13 @@ class Probe:
             "finite": {name: jnp.all(jnp.asarray([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
                        for name, leaves in _layer_leaves(grads).items()},
         }
-        if self.per_example or self.moments:
-            quiet = dataclasses.replace(objective, metrics={}, probe=None)
-
-            def example_loss(params, xi, yi):
-                xb = jax.tree_util.tree_map(lambda a: a[None], xi)
-                yb = jax.tree_util.tree_map(lambda a: a[None], yi)
-                outputs, _, added = forward(state, params, xb, objective=quiet, train=False, key=state.rng)
-                return score(quiet, yb, outputs, jnp.ones((1,), jnp.float32), added)[0]
-
+        if shared is not None and self.per_example:
+            out["example_norm"] = shared[0].example_norms(shared[1], w)
+        if (self.per_example and shared is None) or self.moments:
+            example_loss = _example_loss(objective, state)
             batch = (x, y)
             plan = per_example._new_plan(example_loss, state.params, batch, "auto")
-            if self.per_example:
+            if self.per_example and shared is None:
                 leaf_sq = (per_example._leaf_sq_norms_vmap(example_loss, state.params, batch, None) if plan is None
                            else per_example._leaf_sq_norms_fast(example_loss, state.params, batch, plan, None))
                 out["example_norm"] = jnp.where(w > 0, jnp.sqrt(sum(leaf_sq[1:], leaf_sq[0])), 0.0)
@@ -78,10 +98,28 @@ class Probe:
                 out["gsnr"] = stats.gsnr(total, squares, count)
                 out["noise_scale"] = stats.noise_scale(total, squares, count)
         if self.activations is not None:
-            kwargs = dict(objective.eval_kwargs)
-            z = stats.preactivations(state.apply_fn, {"params": state.params, **state.model_state}, x, **kwargs)
+            if shared is not None:
+                z = shared[0].preactivations(shared[1])
+            else:
+                variables = {"params": state.params, **state.model_state}
+                z = stats.preactivations(state.apply_fn, variables, x, **dict(objective.eval_kwargs))
             out["activations"] = {name: stats.activation_stats(value, self.activations) for name, value in z.items()}
         return out
+
+
+def _example_loss(objective: Any, state: Any) -> Any:
+    """loss(params, x_i, y_i): one example's cost (weight 1, no penalty) in inference mode."""
+    from jdl.train.step import forward, score
+
+    quiet = dataclasses.replace(objective, metrics={}, probe=None)
+
+    def example_loss(params, xi, yi):
+        xb = jax.tree_util.tree_map(lambda a: a[None], xi)
+        yb = jax.tree_util.tree_map(lambda a: a[None], yi)
+        outputs, _, added = forward(state, params, xb, objective=quiet, train=False, key=state.rng)
+        return score(quiet, yb, outputs, jnp.ones((1,), jnp.float32), added)[0]
+
+    return example_loss
 
 
 def _layer_leaves(tree: Any) -> dict[str, list[jax.Array]]:
@@ -98,17 +136,23 @@ class GradientMonitor(Callback):
     the largest ones); moments: GSNR per layer and the gradient noise scale B_simple; activations:
     the model's hidden activation by name ("relu", "sigmoid", ...; default: the model's
     `activation` attribute when it has one) for saturation and dead-unit fractions.
+    share_backward: take the per-example norms from the training step's own backward pass when
+    training mode equals inference mode (no dropout or sampling, no batch statistics) and every
+    layer is covered by the fast path (a few percent of a step instead of a second pass). It
+    assumes examples do not interact in the forward pass other than through batch statistics;
+    set False for a model that mixes examples in another way.
     After fit: `records` (one dict per monitored step), `top_examples`, `warnings` in plain words.
     """
 
     def __init__(self, every: int = 1, per_example: bool = True, moments: bool = False,
-                 activations: str | None | bool = True, top_k: int = 10):
+                 activations: str | None | bool = True, top_k: int = 10, share_backward: bool = True):
         _checks.check_number(every, "every", integer=True, positive=True)
         _checks.check_number(top_k, "top_k", integer=True, positive=True)
-        for name, value in (("per_example", per_example), ("moments", moments)):
+        for name, value in (("per_example", per_example), ("moments", moments), ("share_backward", share_backward)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be True or False, got {_checks.describe(value)}")
         self.every, self.per_example, self.moments, self.top_k = every, per_example, moments, top_k
+        self.share_backward = share_backward
         self.activations = activations
         self.records: list[dict[str, Any]] = []
         self.top_examples: list[tuple[float, int, int]] = []
@@ -129,7 +173,7 @@ class GradientMonitor(Callback):
             name = None
         elif name is not None:
             activations_lib.get(name)
-        self.probe = Probe(self.every, self.per_example, self.moments, name)
+        self.probe = Probe(self.every, self.per_example, self.moments, name, self.share_backward)
         return self.probe
 
     def on_train_batch_end(self, steps, state, logs):

@@ -237,6 +237,7 @@ class _Plan:
     def __init__(self, loss_fn: Callable, params: Any, example: tuple[Any, ...]):
         self.n_leaves = len(jax.tree_util.tree_leaves(params))
         self.calls: list[_Call] = []
+        self.names: list[str] = []
         self.perturb_shapes: list[jax.ShapeDtypeStruct] = []
         excluded: set[int] = set()
         kinds: dict[int, set[str]] = {}
@@ -261,6 +262,7 @@ class _Plan:
                 for i in indices:
                     kinds.setdefault(i, set()).add(kind)
                 self.calls.append(_Call(kind, tuple(sorted(own.items())), _config(kind, context.module, args[0])))
+                self.names.append("/".join(context.module.path))
                 self.perturb_shapes.append(jax.ShapeDtypeStruct(jnp.shape(out), jnp.result_type(out)))
                 return out
 
@@ -273,6 +275,7 @@ class _Plan:
         bad = set(self.leftover)
         self.keep = tuple(k for k, call in enumerate(self.calls) if not bad & {i for _, i in call.leaves})
         self.calls = [self.calls[k] for k in self.keep]
+        self.names = [self.names[k] for k in self.keep]
         self.perturb_shapes = [self.perturb_shapes[k] for k in self.keep]
 
 
@@ -283,35 +286,43 @@ def _module_params(module: nn.Module) -> dict[str, Any]:
         return {}
 
 
+def _run_captured(plan: _Plan, params: Any, perturbations: Sequence[jax.Array], run: Callable[[], Any]) -> tuple:
+    """(run()'s result, inputs, extras, outputs): plan's covered calls record input and output, and get their perturbation added."""
+    keep = {k: position for position, k in enumerate(plan.keep)}
+    index_of = {id(leaf): i for i, leaf in enumerate(jax.tree_util.tree_leaves(params))}
+    top = _current_trace()
+    seen = [0]
+    captured: list[Any] = []
+    outputs: list[Any] = []
+
+    def interceptor(next_fun, args, kwargs, context):
+        kind, own = _classify(context.module, context.method_name, args, kwargs, index_of)
+        if kind is None or not own or _current_trace() is not top:
+            return next_fun(*args, **kwargs)
+        index = seen[0]
+        seen[0] += 1
+        out = next_fun(*args, **kwargs)
+        if index not in keep:
+            return out
+        captured.append(args[0])
+        outputs.append(out)
+        return out + perturbations[keep[index]].astype(jnp.result_type(out))
+
+    with nn.intercept_methods(interceptor):
+        result = run()
+    if len(captured) != len(plan.calls):
+        raise RuntimeError("the model called its layers differently on a second trace; use method='vmap'")
+    extras = [_layer_norm_stats(a, call) if call.kind == "layer_norm" else None
+              for a, call in zip(captured, plan.calls)]
+    return result, captured, extras, outputs
+
+
 def _capture(loss_fn: Callable, plan: _Plan, params_full: Callable[[Any], Any]) -> Callable:
     """g(leftover, perturbations, *example) -> (loss, (inputs, x̂)) of each covered call, for grad and vmap."""
-    keep = {k: position for position, k in enumerate(plan.keep)}
 
     def g(leftover, perturbations, *example):
         params = params_full(leftover)
-        index_of = {id(leaf): i for i, leaf in enumerate(jax.tree_util.tree_leaves(params))}
-        top = _current_trace()
-        seen = [0]
-        captured: list[Any] = []
-
-        def interceptor(next_fun, args, kwargs, context):
-            kind, own = _classify(context.module, context.method_name, args, kwargs, index_of)
-            if kind is None or not own or _current_trace() is not top:
-                return next_fun(*args, **kwargs)
-            index = seen[0]
-            seen[0] += 1
-            out = next_fun(*args, **kwargs)
-            if index not in keep:
-                return out
-            captured.append(args[0])
-            return out + perturbations[keep[index]].astype(jnp.result_type(out))
-
-        with nn.intercept_methods(interceptor):
-            loss = loss_fn(params, *example)
-        if len(captured) != len(plan.calls):
-            raise RuntimeError("loss_fn called its layers differently on a second trace; use method='vmap'")
-        extras = [_layer_norm_stats(a, call) if call.kind == "layer_norm" else None
-                  for a, call in zip(captured, plan.calls)]
+        loss, captured, extras, _ = _run_captured(plan, params, perturbations, lambda: loss_fn(params, *example))
         return loss, (captured, extras)
 
     return g
@@ -625,6 +636,81 @@ def _moments(loss_fn, params, batch, *, plan, chunk_size, mask=None):
     zeros = [jnp.zeros(leaf.shape, jnp.promote_types(leaf.dtype, jnp.float32)) for leaf in leaves]
     (total, squares), _ = jax.lax.scan(body, (zeros, list(zeros)), (jax.tree_util.tree_map(split, batch), mask))
     return jax.tree_util.tree_unflatten(treedef, total), jax.tree_util.tree_unflatten(treedef, squares)
+
+
+# -- the shared pass: per-example norms from a training step's own backward pass --------------------
+
+
+class SharedPass:
+    """Per-example gradient norms from the batched backward pass a training step already makes.
+
+    With a_i and δ_i^cost = ∂cost/∂z_i of a batch cost Σ_i w_i ℓ_i / Σ_i w_i (plus terms that do
+    not pass through the layers' outputs, such as an L2 penalty), example i's gradient of ℓ_i is
+    (Σw / w_i) · the layer algebra of (a_i, δ_i^cost). Exact when the examples do not interact.
+    """
+
+    def __init__(self, plan: _Plan, n: int):
+        self.plan, self.n = plan, n
+
+    def value_and_grad(self, cost_fn: Callable[[Any], tuple[jax.Array, Any]], params: Any) -> tuple:
+        """((cost, aux), grads, captures) of cost_fn(params) -> (cost, aux): one forward and one backward pass.
+
+        captures: (inputs, output gradients, LayerNorm x̂, outputs) of the covered layer calls.
+        """
+
+        def g(p, perturbations):
+            (cost, aux), inputs, extras, outputs = _run_captured(self.plan, p, perturbations, lambda: cost_fn(p))
+            return cost, (aux, inputs, extras, outputs)
+
+        zeros = [jnp.zeros(s.shape, s.dtype) for s in self.plan.perturb_shapes]
+        (cost, (aux, inputs, extras, outputs)), (grads, deltas) = jax.value_and_grad(
+            g, argnums=(0, 1), has_aux=True)(params, zeros)
+        return (cost, aux), grads, (inputs, deltas, extras, outputs)
+
+    def preactivations(self, captures: tuple) -> dict[str, jax.Array]:
+        """`stats.preactivations` of this forward pass: the Dense/Conv outputs by layer, the last (the head) dropped."""
+        found: dict[str, jax.Array] = {}
+        for call, name, out in zip(self.plan.calls, self.plan.names, captures[3]):
+            if call.kind in ("dense", "conv"):
+                found[name] = out
+        return dict(list(found.items())[:-1])
+
+    def example_norms(self, captures: tuple, w: jax.Array) -> jax.Array:
+        """‖∇ℓ_i‖ (n,) from the captures of `value_and_grad`, for cost weights w (n,); 0 where w_i = 0."""
+        plan = self.plan
+        captures = captures[:3]
+
+        def one(inputs, deltas, extras):
+            terms = _merge([_covered_terms(call, a, d, e) for call, a, d, e in zip(plan.calls, inputs, deltas, extras)])
+            values = [_sq_norm(term) for term in terms.values()]
+            return sum(values[1:], values[0])
+
+        cost_norms = jnp.sqrt(jax.vmap(one)(*captures))
+        w = w.astype(cost_norms.dtype)
+        return jnp.where(w > 0, cost_norms * jnp.sum(w) / jnp.where(w > 0, w, 1.0), 0.0)
+
+
+def shared_pass(cost_fn: Callable[[Any], Any], params: Any, example_plan: _Plan | None, n: int) -> SharedPass | None:
+    """A SharedPass for cost_fn(params) -> (cost, aux), or None when its covered calls are not example_plan's.
+
+    example_plan: the plan of the loss of a batch of ONE example (every covered output (1, ...)).
+    Eligible when every parameter is covered and cost_fn makes the same covered calls, with
+    outputs (n, ...) of the same trailing shape: no covered layer sees more than its own example.
+    """
+    if example_plan is None or example_plan.leftover:
+        return None
+    try:
+        plan = _Plan(lambda p: cost_fn(p)[0], params, ())
+    except Exception:  # the batch cost does not trace like the per-example loss: no shared pass
+        return None
+    if plan.leftover or len(plan.calls) != len(example_plan.calls):
+        return None
+    for call, one, batched, single in zip(plan.calls, example_plan.calls, plan.perturb_shapes,
+                                          example_plan.perturb_shapes):
+        if (call.kind != one.kind or call.leaves != one.leaves or call.config != one.config or single.shape[:1] != (1,)
+                or tuple(batched.shape) != (n,) + tuple(single.shape[1:])):
+            return None
+    return SharedPass(plan, n)
 
 
 def fast_path_coverage(loss_fn: Callable[..., jax.Array], params: Any, batch: Sequence[Any]) -> dict[str, list[str]]:

@@ -180,7 +180,11 @@ def step_candidate(objective: Objective, state: TrainState, x: Any, y: Any, w: j
         cost = cost + objective.penalty(params, examples)
         return cost, (logs, model_state)
 
-    (cost, (logs, model_state)), grads = jax.value_and_grad(cost_fn, has_aux=True)(state.params)
+    shared = None if objective.probe is None else objective.probe.shared_pass(objective, state, x, y, cost_fn)
+    if shared is None:
+        (cost, (logs, model_state)), grads = jax.value_and_grad(cost_fn, has_aux=True)(state.params)
+    else:
+        (cost, (logs, model_state)), grads, captures = shared.value_and_grad(cost_fn, state.params)
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
     new_state = state.replace(
         step=state.step + 1,
@@ -190,7 +194,8 @@ def step_candidate(objective: Objective, state: TrainState, x: Any, y: Any, w: j
     )
     logs = {"loss": cost, **logs, "weight": jnp.sum(w)}
     if objective.probe is not None:
-        logs["monitor"] = objective.probe.record(objective, state, grads, new_state, x, y, w, index)
+        logs["monitor"] = objective.probe.record(objective, state, grads, new_state, x, y, w, index,
+                                                 None if shared is None else (shared, captures))
     return new_state, logs, jnp.isfinite(cost) & all_finite(grads)
 
 

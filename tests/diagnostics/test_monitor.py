@@ -63,3 +63,54 @@ def test_monitor_arguments_are_checked():
         GradientMonitor(every=0)
     with pytest.raises(TypeError, match="per_example"):
         GradientMonitor(per_example="yes")
+
+
+def _spy_shared_norms(monkeypatch):
+    from jdl.diagnostics import per_example
+
+    calls = []
+    original = per_example.SharedPass.example_norms
+
+    def spy(self, captures, w):
+        calls.append(self.n)
+        return original(self, captures, w)
+
+    monkeypatch.setattr(per_example.SharedPass, "example_norms", spy)
+    return calls
+
+
+def _fit_norms(model, x, y, share, **fit):
+    trainer = jdl.Trainer(model, loss="sparse_categorical_crossentropy", optimizer=jdl.optim.sgd(0.1))
+    monitor = GradientMonitor(every=1, share_backward=share)
+    trainer.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[monitor], **fit)
+    return [(r["step"], r["example_index"], r["example_norm"], r.get("activations")) for r in monitor.records]
+
+
+def test_norms_from_the_steps_own_backward_pass_equal_the_separate_pass(monkeypatch):
+    rng = np.random.RandomState(1)
+    x = rng.randn(40, 5).astype(np.float32)
+    y = rng.randint(0, 3, size=40)
+    model = jdl.models.MLP(hidden=(7, 6), outputs=3, activation="relu")
+    calls = _spy_shared_norms(monkeypatch)
+    weights = {0: 1.0, 1: 3.0, 2: 0.5}
+    separate = _fit_norms(model, x, y, False, class_weight=weights)
+    assert not calls
+    shared = _fit_norms(model, x, y, True, class_weight=weights)
+    assert calls, "an MLP without dropout takes its per-example norms from the training step's backward pass"
+    assert len(shared) == len(separate) == 6, "40 examples in batches of 16: 3 steps per epoch, the last one padded"
+    for (step_a, index_a, norms_a, act_a), (step_b, index_b, norms_b, act_b) in zip(shared, separate):
+        assert step_a == step_b and index_a == index_b
+        np.testing.assert_allclose(norms_a, norms_b, rtol=2e-5)
+        assert set(act_a) == set(act_b) == {"Dense_0", "Dense_1"}
+        for layer in act_a:
+            for name, value in act_a[layer].items():
+                assert value == pytest.approx(act_b[layer][name], rel=1e-5, abs=1e-7), (layer, name)
+    assert len(shared[2][1]) == 8, "the padded last batch reports only its 8 real examples"
+
+
+def test_models_with_dropout_or_batch_norm_use_the_separate_inference_mode_pass(monkeypatch):
+    x, y = studies._digits(32, 0)
+    calls = _spy_shared_norms(monkeypatch)
+    _fit_norms(jdl.models.MLP(hidden=(8,), outputs=10, dropout=0.5), x, y, True)
+    _fit_norms(studies.DeepMLP(width=8, depth=1, batch_norm=True), x, y, True)
+    assert not calls

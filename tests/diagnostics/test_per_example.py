@@ -173,3 +173,60 @@ def test_bad_arguments_are_named():
         per_example_grad_norms(loss_fn, params, (x, y), by_layer="yes")
     with pytest.raises(ValueError, match="params"):
         per_example_grads(loss_fn, {}, (x, y))
+
+
+def _weighted_cost(model, x, y, w):
+    """Σ w_i ℓ_i / Σ w + an L2 penalty (which does not pass through the layer outputs), with an aux output."""
+
+    def cost_fn(params):
+        logits = model.apply({"params": params}, x)
+        losses = -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1)[:, 0]
+        penalty = 1e-2 * sum(jnp.sum(p**2) for p in jax.tree_util.tree_leaves(params))
+        return jnp.sum(w * losses) / jnp.sum(w) + penalty, {"logits": logits}
+
+    return cost_fn
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "jdl_cnn", "embedding"])
+def test_shared_pass_gives_the_batch_gradient_and_exact_per_example_norms(x64, name):
+    from jdl.diagnostics import per_example
+
+    model, params, x, y = _float64_setup(name)
+    w = jnp.asarray([1.0, 0.0, 2.5, 1.0, 0.5, 3.0])
+    loss_fn = _cross_entropy(model)
+    cost_fn = _weighted_cost(model, x, y, w)
+    plan = per_example._new_plan(loss_fn, params, (x, y), "auto")
+    shared = per_example.shared_pass(cost_fn, params, plan, len(x))
+    assert shared is not None
+    (cost, aux), grads, captures = shared.value_and_grad(cost_fn, params)
+    (want_cost, want_aux), want_grads = jax.value_and_grad(cost_fn, has_aux=True)(params)
+    assert float(cost) == pytest.approx(float(want_cost), rel=1e-12)
+    np.testing.assert_allclose(aux["logits"], want_aux["logits"], rtol=1e-12)
+    for got, want in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(want_grads)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-14)
+    want_norms = np.where(np.asarray(w) > 0, per_example_grad_norms(loss_fn, params, (x, y), method="vmap"), 0.0)
+    np.testing.assert_allclose(shared.example_norms(captures, w), want_norms, rtol=1e-9)
+
+
+class _PositionsByEmbed(nn.Module):
+    """Token and position embeddings; the positions' Embed sees (T,), not one row per example."""
+
+    @nn.compact
+    def __call__(self, tokens):
+        h = nn.Embed(9, 4)(tokens) + nn.Embed(tokens.shape[1], 4)(jnp.arange(tokens.shape[1]))
+        return nn.Dense(3)(h.mean(axis=1))
+
+
+@pytest.mark.parametrize("name", ["transformer", "positions"])
+def test_no_shared_pass_when_a_parameter_needs_vmap_or_a_layer_does_not_see_one_example(x64, name):
+    from jdl.diagnostics import per_example
+
+    if name == "positions":
+        rng = np.random.RandomState(0)
+        model, x, y = _PositionsByEmbed(), jnp.asarray(rng.randint(0, 9, (6, 6))), jnp.asarray(rng.randint(0, 3, 6))
+        params = model.init(jax.random.PRNGKey(0), x[:1])["params"]
+    else:
+        model, params, x, y = _float64_setup(name)
+    loss_fn = _cross_entropy(model)
+    plan = per_example._new_plan(loss_fn, params, (x, y), "auto")
+    assert per_example.shared_pass(_weighted_cost(model, x, y, jnp.ones(6)), params, plan, len(x)) is None
