@@ -11,10 +11,14 @@ the gradient of example i's loss w.r.t. the layer's outputs at position t,
     Conv                   the same with a_t the input patch under the kernel at output position t
     Embed, jdl Embedding   ‖g_E‖² = Σ_t,t' [id_t = id_t'] (δ_t·δ_t')
     LayerNorm              g_γ = Σ_t δ_t ⊙ x̂_t,  g_β = Σ_t δ_t
+    jdl Recurrent          g_U = Σ_t h_{t-1} ρ_tᵀ (GRU: g_b_rec = Σ_t ρ_t), ρ_t the gradient w.r.t. the
+                           step's recurrent product h_{t-1} U (+ b_rec); the input kernel is a Dense
 
 a_t and δ_t come from one batched backward pass (δ as the gradient w.r.t. a zero perturbation added
 to the layer's output through `flax.linen.intercept_methods`), so user models need no change.
-Every other parameter (custom `self.param`s, layers called inside `nn.scan` or `nn.remat`, layers
+A jdl `Recurrent` layer (SimpleRNN, LSTM or GRU cell, without seq_lengths, initial state or reverse)
+is run by an equivalent `lax.scan` that perturbs each step's recurrent product. Every other
+parameter (custom `self.param`s, layers called inside `nn.scan` or `nn.remat`, layers
 used through another method such as `Embed.attend`) gets its exact per-example gradient from the
 same pass by `vmap(grad)`: the result is exact for any model. BatchNorm models: call the model in
 inference mode inside `loss_fn` (running statistics), since a batch statistic mixes examples.
@@ -175,11 +179,62 @@ def _fast_supported(module: nn.Module) -> str | None:
     return None
 
 
-def _is_wrapper(module: nn.Module) -> bool:
-    """jdl's Conv1D/Conv2D: their methods only validate and call a flax Conv sharing their scope."""
+def _is_wrapper(module: nn.Module, method_name: str) -> bool:
+    """Methods that only call a covered layer: jdl's Conv1D/Conv2D (a flax Conv), a jdl cell's project_inputs (a Dense)."""
     from jdl.nn.conv import _Conv
+    from jdl.nn.recurrent import _Cell
 
-    return isinstance(module, _Conv)
+    return isinstance(module, _Conv) or (isinstance(module, _Cell) and method_name == "project_inputs")
+
+
+def _recurrent_params(module: nn.Module, args: tuple, kwargs: dict, index_of: dict[int, int]) -> dict[str, int | None] | None:
+    """{"recurrent_kernel": leaf[, "recurrent_bias": leaf]} of a jdl Recurrent call the recurrent rule covers, else None."""
+    from jdl.nn import recurrent
+
+    if not isinstance(module, recurrent.Recurrent) or module.reverse or not args:
+        return None
+    if type(module.cell) not in (recurrent.SimpleRNNCell, recurrent.LSTMCell, recurrent.GRUCell):
+        return None
+    if any(a is not None for a in args[1:]) or any(v is not None for v in kwargs.values()):
+        return None
+    cell_params = module.cell.variables.get("params", {})
+    names = ("recurrent_kernel", "recurrent_bias") if isinstance(module.cell, recurrent.GRUCell) else ("recurrent_kernel",)
+    return {name: index_of.get(id(cell_params.get(name))) for name in names}
+
+
+def _recurrent_perturbation(module: nn.Module, x: jax.Array) -> jax.ShapeDtypeStruct:
+    """(batch, time, G·units): one perturbation of the recurrent product per example and step."""
+    cell = module.cell
+    dtype = jnp.promote_types(jnp.result_type(x), cell.param_dtype)
+    return jax.ShapeDtypeStruct((x.shape[0], x.shape[1], cell.gates * cell.units), dtype)
+
+
+def _recurrent_forward(module: nn.Module, x: jax.Array, perturbation: jax.Array) -> tuple[Any, jax.Array]:
+    """jdl Recurrent's outputs with perturbation (batch, time, G·units) added to each h_{t-1}U (+ b): (outputs, h_{t-1} (batch, time, units)).
+
+    The same computation as `Recurrent.__call__` without seq_lengths, initial state or reverse,
+    as a `lax.scan` over pure functions (the input projection stays a Dense call).
+    """
+    from jdl.nn import recurrent
+
+    cell = module.cell
+    x = recurrent.check_sequence(x)
+    xs = cell.project_inputs(jnp.swapaxes(x, 0, 1))
+    carry = cell.initialize_carry(None, (x.shape[0], x.shape[2]))
+    carry = jax.tree_util.tree_map(lambda c: c.astype(xs.dtype), carry)
+    kernel = cell.recurrent_kernel
+    bias = cell.recurrent_bias if isinstance(cell, recurrent.GRUCell) else None
+
+    def body(carry, inputs):
+        projected, e = inputs
+        h = cell.output(carry)
+        product = h @ kernel if bias is None else h @ kernel + bias
+        carry, out = cell.combine(carry, projected, product + e.astype(product.dtype))
+        return carry, (out, h)
+
+    carry, (ys, h_prev) = jax.lax.scan(body, carry, (xs, jnp.swapaxes(perturbation, 0, 1)), unroll=module.unroll)
+    outputs = jnp.swapaxes(ys, 0, 1) if module.return_sequences else cell.output(carry)
+    return ((outputs, carry) if module.return_state else outputs), jnp.swapaxes(h_prev, 0, 1)
 
 
 def _jdl_embedding() -> type:
@@ -208,6 +263,10 @@ def _conv_config(module: nn.Conv, ndim: int) -> tuple[Any, ...]:
 def _classify(module: nn.Module, method_name: str, args: tuple, kwargs: dict,
               index_of: dict[int, int]) -> tuple[str | None, dict[str, int | None]]:
     """(kind the fast path covers or None, {param name: leaf index}) of one intercepted method call."""
+    if method_name == "__call__":
+        recurrent_own = _recurrent_params(module, args, kwargs, index_of)
+        if recurrent_own is not None:
+            return ("recurrent" if None not in recurrent_own.values() else None), recurrent_own
     own = {name: index_of.get(id(value)) for name, value in _module_params(module).items()}
     kind = _fast_supported(module)
     if kind is None or method_name != "__call__" or None in own.values() or kwargs or len(args) != 1:
@@ -253,17 +312,24 @@ class _Plan:
                 indices = {i for i in own.values() if i is not None}
                 if not indices:
                     return next_fun(*args, **kwargs)
-                if kind is None and _is_wrapper(context.module):
+                if kind is None and _is_wrapper(context.module, context.method_name):
                     return next_fun(*args, **kwargs)
                 if kind is None or _current_trace() is not top:
                     excluded.update(indices)
                     return next_fun(*args, **kwargs)
-                out = next_fun(*args, **kwargs)
                 for i in indices:
                     kinds.setdefault(i, set()).add(kind)
+                slot = len(self.calls)
                 self.calls.append(_Call(kind, tuple(sorted(own.items())), _config(kind, context.module, args[0])))
                 self.names.append("/".join(context.module.path))
-                self.perturb_shapes.append(jax.ShapeDtypeStruct(jnp.shape(out), jnp.result_type(out)))
+                self.perturb_shapes.append(None)
+                if kind == "recurrent":
+                    shape = _recurrent_perturbation(context.module, args[0])
+                    out, _ = _recurrent_forward(context.module, args[0], jnp.zeros(shape.shape, shape.dtype))
+                else:
+                    out = next_fun(*args, **kwargs)
+                    shape = jax.ShapeDtypeStruct(jnp.shape(out), jnp.result_type(out))
+                self.perturb_shapes[slot] = shape
                 return out
 
             with nn.intercept_methods(interceptor):
@@ -301,11 +367,17 @@ def _run_captured(plan: _Plan, params: Any, perturbations: Sequence[jax.Array], 
             return next_fun(*args, **kwargs)
         index = seen[0]
         seen[0] += 1
-        out = next_fun(*args, **kwargs)
         if index not in keep:
+            return next_fun(*args, **kwargs)
+        slot = len(captured)
+        captured.append(None)
+        outputs.append(None)
+        if kind == "recurrent":
+            out, h_prev = _recurrent_forward(context.module, args[0], perturbations[keep[index]])
+            captured[slot], outputs[slot] = h_prev, out
             return out
-        captured.append(args[0])
-        outputs.append(out)
+        out = next_fun(*args, **kwargs)
+        captured[slot], outputs[slot] = args[0], out
         return out + perturbations[keep[index]].astype(jnp.result_type(out))
 
     with nn.intercept_methods(interceptor):
@@ -389,6 +461,11 @@ def _covered_terms(call: _Call, a: jax.Array, delta: jax.Array, extra: Any) -> d
         out[roles["kernel"]] = ("outer", _wide(rows), _wide(d))
         if "bias" in roles:
             out[roles["bias"]] = ("sum", _wide(d))
+    elif call.kind == "recurrent":
+        d = _wide(delta.reshape(-1, delta.shape[-1]))
+        out[roles["recurrent_kernel"]] = ("outer", _wide(a.reshape(-1, a.shape[-1])), d)
+        if "recurrent_bias" in roles:
+            out[roles["recurrent_bias"]] = ("sum", d)
     elif call.kind == "embed":
         d = _wide(delta.reshape(-1, delta.shape[-1]))
         out[roles.get("embedding", roles.get("embeddings"))] = ("embed", a.reshape(-1), d)
@@ -649,8 +726,8 @@ class SharedPass:
     (Σw / w_i) · the layer algebra of (a_i, δ_i^cost). Exact when the examples do not interact.
     """
 
-    def __init__(self, plan: _Plan, n: int):
-        self.plan, self.n = plan, n
+    def __init__(self, plan: _Plan, n: int, axes: Sequence[int]):
+        self.plan, self.n, self.axes = plan, n, tuple(axes)
 
     def value_and_grad(self, cost_fn: Callable[[Any], tuple[jax.Array, Any]], params: Any) -> tuple:
         """((cost, aux), grads, captures) of cost_fn(params) -> (cost, aux): one forward and one backward pass.
@@ -678,7 +755,8 @@ class SharedPass:
     def example_norms(self, captures: tuple, w: jax.Array) -> jax.Array:
         """‖∇ℓ_i‖ (n,) from the captures of `value_and_grad`, for cost weights w (n,); 0 where w_i = 0."""
         plan = self.plan
-        captures = captures[:3]
+        captures = [[None if a is None else jnp.moveaxis(a, axis, 0) for a, axis in zip(part, self.axes)]
+                    for part in captures[:3]]
 
         def one(inputs, deltas, extras):
             terms = _merge([_covered_terms(call, a, d, e) for call, a, d, e in zip(plan.calls, inputs, deltas, extras)])
@@ -693,9 +771,11 @@ class SharedPass:
 def shared_pass(cost_fn: Callable[[Any], Any], params: Any, example_plan: _Plan | None, n: int) -> SharedPass | None:
     """A SharedPass for cost_fn(params) -> (cost, aux), or None when its covered calls are not example_plan's.
 
-    example_plan: the plan of the loss of a batch of ONE example (every covered output (1, ...)).
-    Eligible when every parameter is covered and cost_fn makes the same covered calls, with
-    outputs (n, ...) of the same trailing shape: no covered layer sees more than its own example.
+    example_plan: the plan of the loss of a batch of ONE example. Eligible when every parameter is
+    covered (and no jdl Recurrent: re-running its scan would change training in the last bits)
+    and cost_fn makes the same covered calls, each output differing from the one-example
+    output in one axis only, of size 1 there and n here (the batch axis, e.g. 1 for a time-major
+    projection): no covered layer sees more than its own example.
     """
     if example_plan is None or example_plan.leftover:
         return None
@@ -705,12 +785,30 @@ def shared_pass(cost_fn: Callable[[Any], Any], params: Any, example_plan: _Plan 
         return None
     if plan.leftover or len(plan.calls) != len(example_plan.calls):
         return None
+    if any(call.kind == "recurrent" for call in plan.calls):
+        return None  # its scan would replace the layer's own: training would change in the last bits
+    axes = []
     for call, one, batched, single in zip(plan.calls, example_plan.calls, plan.perturb_shapes,
                                           example_plan.perturb_shapes):
-        if (call.kind != one.kind or call.leaves != one.leaves or call.config != one.config or single.shape[:1] != (1,)
-                or tuple(batched.shape) != (n,) + tuple(single.shape[1:])):
+        if call.kind != one.kind or call.leaves != one.leaves or call.config != one.config:
             return None
-    return SharedPass(plan, n)
+        axis = _batch_axis(tuple(single.shape), tuple(batched.shape), n)
+        if axis is None:
+            return None
+        axes.append(axis)
+    return SharedPass(plan, n, axes)
+
+
+def _batch_axis(single: tuple[int, ...], batched: tuple[int, ...], n: int) -> int | None:
+    """The one axis where a one-example shape has 1 and the batch's has n, all others equal; else None."""
+    if len(single) != len(batched):
+        return None
+    differ = [k for k, (a, b) in enumerate(zip(single, batched)) if a != b]
+    if n == 1 and not differ:
+        return 0 if single[:1] == (1,) else None
+    if len(differ) != 1 or single[differ[0]] != 1 or batched[differ[0]] != n:
+        return None
+    return differ[0]
 
 
 def fast_path_coverage(loss_fn: Callable[..., jax.Array], params: Any, batch: Sequence[Any]) -> dict[str, list[str]]:

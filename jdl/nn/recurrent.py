@@ -51,9 +51,11 @@ class _Cell(nn.RNNCellBase):
         self._check_activations()
         super().__post_init__()
 
+    @nn.nowrap
     def _check_activations(self) -> None:
         pass
 
+    @nn.nowrap
     def _input_bias_init(self) -> Callable[..., jax.Array]:
         return initializers.get(self.bias_init)
 
@@ -70,6 +72,15 @@ class _Cell(nn.RNNCellBase):
 
     def step(self, carry: Carry, projected: jax.Array) -> tuple[Carry, jax.Array]:
         """One time step from the projected input p_t (batch, G·units): (new carry, h_t (batch, units))."""
+        return self.combine(carry, projected, self.recurrent_product(self.output(carry)))
+
+    def recurrent_product(self, h: jax.Array) -> jax.Array:
+        """h_{t-1} U (batch, G·units): the recurrent half of every gate's pre-activation."""
+        return h @ self.recurrent_kernel
+
+    @nn.nowrap
+    def combine(self, carry: Carry, projected: jax.Array, recurrent: jax.Array) -> tuple[Carry, jax.Array]:
+        """The gates from p_t = x_t W + b and r_t = `recurrent_product(h_{t-1})`: (new carry, h_t). No parameters."""
         raise NotImplementedError
 
     def __call__(self, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
@@ -85,6 +96,7 @@ class _Cell(nn.RNNCellBase):
         del rng
         return self._zeros(_batch_of(input_shape))
 
+    @nn.nowrap
     def _zeros(self, batch: int) -> Carry:
         return jnp.zeros((batch, self.units), self.param_dtype)
 
@@ -112,11 +124,13 @@ class SimpleRNNCell(_Cell):
 
     gates: ClassVar[int] = 1
 
+    @nn.nowrap
     def _check_activations(self) -> None:
         activations.get(self.activation)
 
-    def step(self, carry: jax.Array, projected: jax.Array) -> tuple[jax.Array, jax.Array]:
-        h = activations.get(self.activation)(projected + carry @ self.recurrent_kernel)
+    @nn.nowrap
+    def combine(self, carry: jax.Array, projected: jax.Array, recurrent: jax.Array) -> tuple[jax.Array, jax.Array]:
+        h = activations.get(self.activation)(projected + recurrent)
         return h, h
 
 
@@ -134,12 +148,14 @@ class LSTMCell(_Cell):
 
     gates: ClassVar[int] = 4
 
+    @nn.nowrap
     def _check_activations(self) -> None:
         activations.get(self.activation)
         activations.get(self.recurrent_activation)
         if not isinstance(self.unit_forget_bias, bool):
             raise TypeError(f"unit_forget_bias must be a bool, got {_checks.describe(self.unit_forget_bias)}")
 
+    @nn.nowrap
     def _input_bias_init(self) -> Callable[..., jax.Array]:
         base = initializers.get(self.bias_init)
         if not self.unit_forget_bias:
@@ -151,16 +167,18 @@ class LSTMCell(_Cell):
 
         return init
 
-    def step(self, carry: tuple[jax.Array, jax.Array], projected: jax.Array):
-        c, h = carry
+    @nn.nowrap
+    def combine(self, carry: tuple[jax.Array, jax.Array], projected: jax.Array, recurrent: jax.Array):
+        c, _ = carry
         gate = activations.get(self.recurrent_activation)
         act = activations.get(self.activation)
-        z = projected + h @ self.recurrent_kernel
+        z = projected + recurrent
         i, f, g, o = jnp.split(z, 4, axis=-1)
         c = gate(f) * c + gate(i) * act(g)
         h = gate(o) * act(c)
         return (c, h), h
 
+    @nn.nowrap
     def _zeros(self, batch: int) -> tuple[jax.Array, jax.Array]:
         zeros = jnp.zeros((batch, self.units), self.param_dtype)
         return zeros, zeros
@@ -184,6 +202,7 @@ class GRUCell(_Cell):
 
     gates: ClassVar[int] = 3
 
+    @nn.nowrap
     def _check_activations(self) -> None:
         activations.get(self.activation)
         activations.get(self.recurrent_activation)
@@ -193,11 +212,16 @@ class GRUCell(_Cell):
         self.recurrent_bias = self.param("recurrent_bias", initializers.get(self.bias_init),
                                          (self.gates * self.units,), self.param_dtype)
 
-    def step(self, carry: jax.Array, projected: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def recurrent_product(self, h: jax.Array) -> jax.Array:
+        """h_{t-1} U + b_rec (batch, 3·units)."""
+        return h @ self.recurrent_kernel + self.recurrent_bias
+
+    @nn.nowrap
+    def combine(self, carry: jax.Array, projected: jax.Array, recurrent: jax.Array) -> tuple[jax.Array, jax.Array]:
         gate = activations.get(self.recurrent_activation)
         act = activations.get(self.activation)
         x_z, x_r, x_n = jnp.split(projected, 3, axis=-1)
-        h_z, h_r, h_n = jnp.split(carry @ self.recurrent_kernel + self.recurrent_bias, 3, axis=-1)
+        h_z, h_r, h_n = jnp.split(recurrent, 3, axis=-1)
         z = gate(x_z + h_z)
         r = gate(x_r + h_r)
         n = act(x_n + r * h_n)

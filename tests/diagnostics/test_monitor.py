@@ -108,6 +108,23 @@ def test_norms_from_the_steps_own_backward_pass_equal_the_separate_pass(monkeypa
     assert len(shared[2][1]) == 8, "the padded last batch reports only its 8 real examples"
 
 
+def test_a_monitor_sharing_the_backward_pass_leaves_training_bit_for_bit_unchanged(monkeypatch):
+    rng = np.random.RandomState(2)
+    x = rng.randn(64, 6).astype(np.float32)
+    y = rng.randint(0, 4, size=64)
+    calls = _spy_shared_norms(monkeypatch)
+
+    def train(callbacks):
+        trainer = jdl.Trainer(jdl.models.MLP(hidden=(16, 16), outputs=4), loss="sparse_categorical_crossentropy",
+                              optimizer=jdl.optim.adam(1e-2))
+        state, _ = trainer.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=callbacks)
+        return jax.tree_util.tree_leaves(state.params)
+
+    for plain, monitored in zip(train([]), train([GradientMonitor(every=1)])):
+        np.testing.assert_array_equal(plain, monitored)
+    assert calls
+
+
 def test_models_with_dropout_or_batch_norm_use_the_separate_inference_mode_pass(monkeypatch):
     x, y = studies._digits(32, 0)
     calls = _spy_shared_norms(monkeypatch)

@@ -70,7 +70,10 @@ def _case(name):
         return model, rng.randint(0, 9, (6, 5)), y
     if name == "jdl_cnn":
         return CNN(conv=((3, 3), (4, 3)), dense=(5,), outputs=3), rng.randn(6, 12, 12, 2), y
-    return SequenceClassifier(cell="lstm", units=6, outputs=3), rng.randn(6, 7, 3), y
+    if name == "bigru":
+        return SequenceClassifier(cell="gru", units=5, layers=2, bidirectional=True, outputs=3), rng.randn(6, 7, 3), y
+    cell = {"lstm": "lstm", "gru": "gru", "rnn": "simple_rnn"}[name]
+    return SequenceClassifier(cell=cell, units=6, outputs=3), rng.randn(6, 7, 3), y
 
 
 def _float64_setup(name):
@@ -86,7 +89,8 @@ def _loop_grads(loss_fn, params, x, y):
     return [grad(params, x[i], y[i]) for i in range(x.shape[0])]
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "jdl_cnn", "embedding", "transformer", "jdl_transformer", "lstm"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "jdl_cnn", "embedding", "transformer", "jdl_transformer", "lstm",
+                                  "gru", "rnn", "bigru"])
 def test_per_example_grads_and_norms_equal_a_python_loop_of_grad(x64, name):
     model, params, x, y = _float64_setup(name)
     loss_fn = _cross_entropy(model)
@@ -116,7 +120,7 @@ def test_per_example_grads_and_norms_equal_a_python_loop_of_grad(x64, name):
             np.testing.assert_allclose(by_layer[layer], want, rtol=1e-5, atol=1e-12, err_msg=f"{method} {layer}")
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "embedding", "transformer", "lstm"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "embedding", "transformer", "lstm", "gru"])
 def test_sums_of_per_example_gradients_and_of_their_squares(x64, name):
     """Against per_example_grads, itself checked against the loop above."""
     model, params, x, y = _float64_setup(name)
@@ -131,15 +135,17 @@ def test_sums_of_per_example_gradients_and_of_their_squares(x64, name):
 
 def test_the_fast_path_covers_dense_conv_embedding_and_layer_norm_and_leaves_the_rest_to_vmap(x64):
     coverage = {}
-    for name in ("mlp", "cnn", "embedding", "transformer", "lstm"):
+    for name in ("mlp", "cnn", "embedding", "transformer", "lstm", "bigru"):
         model, params, x, y = _float64_setup(name)
         coverage[name] = fast_path_coverage(_cross_entropy(model), params, (x, y))
     assert coverage["mlp"]["vmap"] == [] and coverage["cnn"]["vmap"] == [] and coverage["embedding"]["vmap"] == []
     assert coverage["transformer"]["vmap"] == ["position"]
     assert "LayerNorm_0" in coverage["transformer"]["fast"]
     assert "MultiHeadDotProductAttention_0/query" in coverage["transformer"]["fast"]
-    assert coverage["lstm"] == {"fast": ["head", "recurrent/layer_0/cell/input"], "vmap": ["recurrent/layer_0/cell"]}, \
-        "the input projection is one Dense before the scan; the recurrent kernel inside the scan falls back to vmap"
+    assert coverage["lstm"] == {"fast": ["head", "recurrent/layer_0/cell/input", "recurrent/layer_0/cell"], "vmap": []}, \
+        "the input projection is one Dense before the scan; the recurrent kernel by the recurrent rule"
+    assert coverage["bigru"]["vmap"] == ["recurrent/layer_0/backward/cell", "recurrent/layer_1/backward/cell"], \
+        "a reversed layer (the backward half) falls back to vmap"
     assert coverage["embedding"]["fast"] == ["Dense_0", "Embed_0", "Embedding_0"]
 
 
@@ -217,8 +223,9 @@ class _PositionsByEmbed(nn.Module):
         return nn.Dense(3)(h.mean(axis=1))
 
 
-@pytest.mark.parametrize("name", ["transformer", "positions"])
+@pytest.mark.parametrize("name", ["transformer", "positions", "lstm"])
 def test_no_shared_pass_when_a_parameter_needs_vmap_or_a_layer_does_not_see_one_example(x64, name):
+    """The LSTM: the recurrent rule re-runs the scan, which would change the training step in the last bits."""
     from jdl.diagnostics import per_example
 
     if name == "positions":
