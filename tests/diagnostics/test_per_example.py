@@ -61,6 +61,8 @@ def _case(name):
         return MLP(hidden=(8, 7), outputs=3), rng.randn(6, 5), y
     if name == "cnn":
         return _SmallCNN(), rng.randn(6, 8, 8, 2), y
+    if name == "cnn_gray":
+        return _SmallCNN(), rng.randn(6, 8, 8, 1), y
     if name == "embedding":
         return _EmbeddingBag(), rng.randint(0, 7, (6, 6)), y
     if name == "transformer":
@@ -89,8 +91,8 @@ def _loop_grads(loss_fn, params, x, y):
     return [grad(params, x[i], y[i]) for i in range(x.shape[0])]
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "jdl_cnn", "embedding", "transformer", "jdl_transformer", "lstm",
-                                  "gru", "rnn", "bigru"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "cnn_gray", "jdl_cnn", "embedding", "transformer", "jdl_transformer",
+                                  "lstm", "gru", "rnn", "bigru"])
 def test_per_example_grads_and_norms_equal_a_python_loop_of_grad(x64, name):
     model, params, x, y = _float64_setup(name)
     loss_fn = _cross_entropy(model)
@@ -237,3 +239,18 @@ def test_no_shared_pass_when_a_parameter_needs_vmap_or_a_layer_does_not_see_one_
     loss_fn = _cross_entropy(model)
     plan = per_example._new_plan(loss_fn, params, (x, y), "auto")
     assert per_example.shared_pass(_weighted_cost(model, x, y, jnp.ones(6)), params, plan, len(x)) is None
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("config", [((3, 2), (2, 1), (1, 2), "SAME"), ((3, 3), (1, 1), (1, 1), "VALID"),
+                                    ((2, 3), (2, 2), (2, 1), ((1, 0), (0, 2))), ((3,), (2,), (1,), "SAME")])
+def test_conv_patches_equal_xlas_patch_extraction(channels, config):
+    from jdl.diagnostics import per_example
+
+    kernel = config[0]
+    x = jnp.asarray(np.random.RandomState(0).randn(*((1, 9, 8)[: len(kernel) + 1] + (channels,))), jnp.float32)
+    specs = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}[len(kernel)]
+    want = jax.lax.conv_general_dilated_patches(x, kernel, config[1], config[3], rhs_dilation=config[2],
+                                                dimension_numbers=specs)
+    want = jnp.moveaxis(want.reshape((-1, channels) + kernel), 1, -1).reshape(-1, channels * int(np.prod(kernel)))
+    np.testing.assert_array_equal(per_example._patches(x, config), want)
