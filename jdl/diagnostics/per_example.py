@@ -647,10 +647,15 @@ def _jit_sq_norms(loss_fn: Callable, plan: _Plan | None, chunk_size: int | None)
             fn = jax.jit(lambda params, batch: _leaf_sq_norms_vmap(loss_fn, params, batch, chunk_size))
         else:
             fn = jax.jit(lambda params, batch: _leaf_sq_norms_fast(loss_fn, params, batch, plan, chunk_size))
-        if len(_PLANS) > 64:
-            _PLANS.clear()
-        _PLANS[key] = (fn, plan)
+        _remember(key, fn, plan)
     return _PLANS[key][0]
+
+
+def _remember(key: Any, fn: Callable, plan: _Plan | None) -> None:
+    """Cache a compiled function with its plan (kept alive so its id stays unique); at most 64 entries."""
+    if len(_PLANS) > 64:
+        _PLANS.clear()
+    _PLANS[key] = (fn, plan)
 
 
 def per_example_moments(loss_fn: Callable[..., jax.Array], params: Any, batch: Sequence[Any], *,
@@ -665,7 +670,7 @@ def per_example_moments(loss_fn: Callable[..., jax.Array], params: Any, batch: S
     plan = _resolve_plan(loss_fn, params, batch, method)
     key = (loss_fn, id(plan) if plan is not None else None, chunk_size, "moments")
     if key not in _PLANS:
-        _PLANS[key] = (jax.jit(functools.partial(_moments, loss_fn, plan=plan, chunk_size=chunk_size)), plan)
+        _remember(key, jax.jit(functools.partial(_moments, loss_fn, plan=plan, chunk_size=chunk_size)), plan)
     return _PLANS[key][0](params, batch)
 
 
