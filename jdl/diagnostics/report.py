@@ -350,18 +350,21 @@ def memory_findings(result: dict[str, Any]) -> list[str]:
         name = f"T = {r['length']}, {r['cell']}, {'clipnorm ' + format(r['clipnorm'], 'g') if r['clipnorm'] else 'no clipping'}"
         final, baseline = r["final_test_loss"], r["baseline"]
         steps = r["steps"][-1] if r["steps"] else 0
+        recall = f", recall {r['recall']:.1%}" if "recall" in r else ""
         if not r["finite"]:
             findings.append(f"{name}: training diverged ({r['stop_reason'] or 'non-finite loss'}).")
         elif result["solved_below"] is not None and final < result["solved_below"]:
             findings.append(f"{name}: solved — test {result['unit']} {final:.4f} after {steps} steps "
                             f"(baseline {baseline:.4f}).")
+        elif final > 1.25 * baseline:
+            findings.append(f"{name}: nothing learned — test {result['unit']} {final:.4f} is worse than the "
+                            f"memoryless baseline {baseline:.4f}{recall} after {steps} steps.")
         elif final > 0.8 * baseline:
             findings.append(f"{name}: no memory learned — test {result['unit']} {final:.4f} stays near the "
-                            f"baseline {baseline:.4f} after {steps} steps.")
+                            f"baseline {baseline:.4f}{recall} after {steps} steps.")
         else:
-            extra = f", recall {r['recall']:.1%}" if "recall" in r else ""
             findings.append(f"{name}: partly learned — test {result['unit']} {final:.4f} ({final / baseline:.2f} of "
-                            f"the baseline){extra} after {steps} steps.")
+                            f"the baseline){recall} after {steps} steps.")
     return findings
 
 

@@ -157,3 +157,19 @@ def test_rnn_report_plots_each_part_and_names_vanishing_and_exploding():
 def test_rnn_studies_reject_bad_arguments(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_memory_findings_name_solved_baseline_worse_partial_and_diverged_runs():
+    def record(cell, final, finite=True):
+        return {"cell": cell, "length": 50, "clipnorm": None, "steps": [100, 200], "final_test_loss": final,
+                "baseline": 1 / 6, "finite": finite, "stop_reason": None if finite else "loss became nan at step 7"}
+
+    result = {"study": "adding", "unit": "MSE", "solved_below": 0.01,
+              "records": [record("lstm", 0.004), record("simple_rnn", 0.16), record("gru", 0.5), record("rnn", 0.08),
+                          record("x", float("nan"), finite=False)]}
+    findings = report_lib.memory_findings(result)
+    assert findings[0].startswith("T = 50, lstm, no clipping: solved — test MSE 0.0040 after 200 steps")
+    assert "no memory learned" in findings[1] and "stays near the baseline 0.1667" in findings[1]
+    assert "nothing learned" in findings[2] and "worse than the memoryless baseline" in findings[2]
+    assert "partly learned — test MSE 0.0800 (0.48 of the baseline)" in findings[3]
+    assert findings[4].endswith("training diverged (loss became nan at step 7).")
