@@ -4,7 +4,8 @@
 For each model (MLP 784-512-512-10 batch 128; a LeNet-style CNN on 28×28×1 batch 128; an LSTM
 32 → 128 over T steps, batch 64, as jdl's SequenceClassifier (recurrent kernel by the recurrent
 rule) and as flax's nn.RNN(LSTMCell) (its cell inside nn.scan falls back to vmap)) it times, alternating in one process after a warm-up:
-- batch gradient: jax.grad of the mean loss (what a training step pays),
+- batch gradient: jax.grad of the mean loss of the model applied to the whole batch (what a
+  training step pays),
 - vmap grads: jax.vmap(jax.grad(loss)) materializing every per-example gradient,
 - vmap norms: `per_example_grad_norms(method="vmap")` (norms of vmap(grad), fused by XLA),
 - fast norms: `per_example_grad_norms(method="fast")` (layer algebra; vmap only where needed),
@@ -81,8 +82,11 @@ def main(argv=None):
         def loss_fn(p, xi, yi, model=model):
             return -jax.nn.log_softmax(model.apply({"params": p}, xi[None])[0])[yi]
 
-        batch_grad = jax.jit(lambda p, loss_fn=loss_fn: jax.grad(
-            lambda q: jnp.mean(jax.vmap(loss_fn, (None, 0, 0))(q, x, y)))(p))
+        def batch_loss(q, model=model, x=x, y=y):
+            logits = model.apply({"params": q}, x)
+            return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1))
+
+        batch_grad = jax.jit(jax.grad(batch_loss))
         vmap_grads = jax.jit(lambda p, loss_fn=loss_fn: jax.vmap(jax.grad(loss_fn), (None, 0, 0))(p, x, y))
         variants = {
             "batch gradient": lambda: jax.block_until_ready(batch_grad(params)),
