@@ -64,8 +64,12 @@ class Probe:
         """
         on = state.step % self.every == 0
         compute = lambda: self._compute(objective, state, grads, new_state, x, y, w, shared)  # noqa: E731
-        shapes = jax.eval_shape(compute)
-        values = jax.lax.cond(on, compute, lambda: jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
+        if self.every == 1:
+            values = compute()
+        else:
+            shapes = jax.eval_shape(compute)
+            zeros = lambda: jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)  # noqa: E731
+            values = jax.lax.cond(on, compute, zeros)
         values["on"] = on
         values["step"] = state.step
         if self.per_example:
