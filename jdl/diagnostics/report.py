@@ -278,13 +278,19 @@ def rnn_findings(result: dict[str, Any]) -> list[str]:
     """Plain-language findings of the rnn study."""
     findings = []
     for r in result["cells"]:
-        findings.append(f"{r['cell']} at initialization: the gradient reaching h_0 is {r['first_to_last']:.1e} of the "
-                        f"one at h_T, T = {result['length']} (×{r['growth_per_step_back']:.3f} per step back).")
+        if r["finite_steps_back"] < result["length"]:
+            findings.append(f"{r['cell']} at initialization: the gradient vanishes below float32's range "
+                            f"{r['finite_steps_back'] + 1} steps back (×{r['growth_per_step_back']:.3f} per step back), "
+                            f"T = {result['length']}.")
+        else:
+            findings.append(f"{r['cell']} at initialization: the gradient reaching h_0 is {r['first_to_last']:.1e} of "
+                            f"the one at h_T, T = {result['length']} (×{r['growth_per_step_back']:.3f} per step back).")
     for r in result["sweep"]:
         steps = result["sweep_length"]
         if r["finite_steps_back"] < steps:
-            findings.append(f"{r['activation']} SimpleRNN, recurrent scale {r['scale']:g}: exploding — the gradient "
-                            f"overflows float32 {r['finite_steps_back'] + 1} steps back.")
+            kind, word = ("exploding", "overflows") if r["growth_per_step_back"] > 1 else ("vanishing", "underflows")
+            findings.append(f"{r['activation']} SimpleRNN, recurrent scale {r['scale']:g}: {kind} — the gradient "
+                            f"{word} float32 {r['finite_steps_back'] + 1} steps back.")
         elif r["growth_per_step_back"] > 1.05:
             findings.append(f"{r['activation']} SimpleRNN, recurrent scale {r['scale']:g}: exploding — "
                             f"×{r['growth_per_step_back']:.3g} per step back, ‖∂L/∂h_0‖ / ‖∂L/∂h_T‖ = "

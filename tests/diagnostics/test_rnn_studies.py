@@ -133,7 +133,9 @@ def test_copy_recall_counts_only_the_ten_copied_symbols():
 def test_rnn_report_plots_each_part_and_names_vanishing_and_exploding():
     result = {"study": "rnn", "length": 3, "units": 2, "examples": 1, "sweep_length": 3,
               "cells": [{"cell": "lstm", "profile": [1e-3, 1e-1, 1.0], "first_to_last": 1e-3, "growth_per_step_back": 0.03,
-                         "finite_steps_back": 3}],
+                         "finite_steps_back": 3},
+                        {"cell": "gru", "profile": [0.0, 1e-30, 1.0], "first_to_last": 0.0, "growth_per_step_back": 1e-30,
+                         "finite_steps_back": 2}],
               "sweep": [{"activation": "linear", "scale": 0.5, "profile": [0.25, 0.5, 1.0], "first_to_last": 0.25,
                          "growth_per_step_back": 0.5, "finite_steps_back": 3},
                         {"activation": "linear", "scale": 50.0, "profile": [float("inf"), 50.0, 1.0],
@@ -142,6 +144,8 @@ def test_rnn_report_plots_each_part_and_names_vanishing_and_exploding():
     assert [len(s.figures) for s in report.sections] == [1, 1]
     assert any("scale 0.5: vanishing" in f for f in report.findings)
     assert any("scale 50: exploding — the gradient overflows float32 3 steps back" in f for f in report.findings)
+    assert "lstm at initialization: the gradient reaching h_0 is 1.0e-03 of the one at h_T" in report.findings[0]
+    assert "gru at initialization: the gradient vanishes below float32's range 3 steps back" in report.findings[1]
 
 
 @pytest.mark.parametrize("call, error, message", [
