@@ -412,21 +412,14 @@ def _layer_norm_stats(x: jax.Array, call: _Call) -> jax.Array:
 # -- per-layer algebra for one example ------------------------------------------------------------
 
 
-def _patches(x: jax.Array, config: tuple[Any, ...]) -> jax.Array:
-    """Input patches under a Conv kernel: (positions, kh·kw·c_in) in the kernel's (kh, kw, c_in) order.
+def _kernel_slices(x: jax.Array, config: tuple[Any, ...]) -> list[jax.Array]:
+    """For each kernel offset (in the kernel's (kh, kw) order), the input entries it multiplies: (n, *out, c_in) each.
 
-    One input channel: `conv_general_dilated_patches` (an identity-kernel convolution). Several:
-    kh·kw strided slices of the padded input, since XLA:CPU runs the grouped identity convolution
-    slowly (LeNet's 14×14×6 → 10×10×150 patches: 7.4 ms by slices, 14.3 ms by convolution, batch 128).
+    kh·kw strided slices of the padded input (memory moves, no multiply-adds).
     """
     kernel, strides, dilation, padding = config
     spatial = len(kernel)
     x = x.reshape((-1,) + x.shape[-spatial - 1:])
-    if x.shape[-1] == 1:
-        specs = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}[spatial]
-        p = jax.lax.conv_general_dilated_patches(x, kernel, strides, padding, rhs_dilation=dilation,
-                                                 dimension_numbers=specs)
-        return p.reshape(-1, math.prod(kernel))
     sizes = x.shape[1:-1]
     window = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
     pads = jax.lax.padtype_to_pads(sizes, window, strides, padding) if isinstance(padding, str) else padding
@@ -437,8 +430,37 @@ def _patches(x: jax.Array, config: tuple[Any, ...]) -> jax.Array:
         start = (0,) + tuple(o * d for o, d in zip(offset, dilation)) + (0,)
         limit = (x.shape[0],) + tuple(b + (m - 1) * s + 1 for b, m, s in zip(start[1:-1], out, strides)) + (x.shape[-1],)
         slices.append(jax.lax.slice(x, start, limit, (1,) + tuple(strides) + (1,)))
-    p = jnp.stack(slices, axis=-2)
+    return slices
+
+
+def _patches(x: jax.Array, config: tuple[Any, ...]) -> jax.Array:
+    """Input patches under a Conv kernel: (positions, kh·kw·c_in) in the kernel's (kh, kw, c_in) order.
+
+    One input channel: `conv_general_dilated_patches` (an identity-kernel convolution). Several:
+    stacked kernel slices, since XLA:CPU runs the grouped identity convolution slowly (LeNet's
+    14×14×6 → 10×10×150 patches: 7.4 ms by slices, 14.3 ms by convolution, batch 128).
+    """
+    kernel, strides, dilation, padding = config
+    spatial = len(kernel)
+    x = x.reshape((-1,) + x.shape[-spatial - 1:])
+    if x.shape[-1] == 1:
+        specs = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}[spatial]
+        p = jax.lax.conv_general_dilated_patches(x, kernel, strides, padding, rhs_dilation=dilation,
+                                                 dimension_numbers=specs)
+        return p.reshape(-1, math.prod(kernel))
+    p = jnp.stack(_kernel_slices(x, config), axis=-2)
     return p.reshape(-1, p.shape[-2] * p.shape[-1])
+
+
+def _conv_kernel_gradient(x: jax.Array, delta: jax.Array, config: tuple[Any, ...]) -> jax.Array:
+    """One example's Conv kernel gradient (*kernel, c_in, c_out): for each offset k, Σ_t x_(t+k)ᵀ δ_t.
+
+    Products of each kernel slice with δ, without forming the (positions, kh·kw·c_in) patches
+    (LeNet, batch 128: conv2 2.4 vs 6.1 ms, conv1 9.9 vs 12.3 ms).
+    """
+    d = delta.reshape(-1, delta.shape[-1])
+    blocks = [s.reshape(-1, s.shape[-1]).T @ d for s in _kernel_slices(x, config)]
+    return jnp.stack(blocks).reshape(tuple(config[0]) + blocks[0].shape)
 
 
 def _wide(x: jax.Array) -> jax.Array:
@@ -458,11 +480,22 @@ def _outer_sq_norm(a: jax.Array, d: jax.Array) -> jax.Array:
     return jnp.sum(g * g)
 
 
+def _gram_is_cheaper(config: tuple[Any, ...], x: jax.Array, delta: jax.Array) -> bool:
+    """Whether Σ_t,t' (a_t·a_t')(δ_t·δ_t') over T output positions costs less than forming the p×q kernel gradient."""
+    t = math.prod(delta.shape[:-1])
+    p, q = math.prod(config[0]) * x.shape[-1], delta.shape[-1]
+    return t * t * (p + q) <= t * p * q + p * q
+
+
 def _covered_terms(call: _Call, a: jax.Array, delta: jax.Array, extra: Any) -> dict[int, tuple]:
     """{leaf index: (A (T, p), D (T, q)) or ("vector", g)} describing each owned leaf's gradient for one call."""
     roles = dict(call.leaves)
     out = {}
-    if call.kind in ("dense", "dense_general", "conv"):
+    if call.kind == "conv" and not _gram_is_cheaper(call.config, a, delta):
+        out[roles["kernel"]] = ("vector", _conv_kernel_gradient(_wide(a), _wide(delta), call.config).reshape(-1))
+        if "bias" in roles:
+            out[roles["bias"]] = ("sum", _wide(delta.reshape(-1, delta.shape[-1])))
+    elif call.kind in ("dense", "dense_general", "conv"):
         if call.kind == "conv":
             rows = _patches(a, call.config)
             d = delta.reshape(-1, delta.shape[-1])
