@@ -91,11 +91,16 @@ def hidden_gradient_norms(model: Any, variables: Any, x: Any, y: Any, loss: str 
     if x.ndim != 3:
         raise ValueError(f"x must have shape (batch, time, features), got shape {tuple(x.shape)}")
     loss_fn = losses_lib.get(loss)
-    params = variables["params"]
+    params = variables.get("params", {}) if isinstance(variables, dict) else {}
+    if "head" not in params or "layer_0" not in params.get("recurrent", {}):
+        raise ValueError(f"variables must be the model's variables {{'params': {{'head': ..., 'recurrent': "
+                         f"{{'layer_0': ...}}}}}}, got {_checks.describe(variables)}")
+    y = jnp.asarray(y)
+    if y.ndim == 0 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"y must have one target per example ({x.shape[0]}), got shape {tuple(y.shape)}")
     cell = recurrent.cell(model.cell.lower(), model.units)
     head = nn.Dense(model.outputs)
     last_only = isinstance(model, rnn.SequenceClassifier)
-    y = jnp.asarray(y)
 
     def example_losses(hs):
         outputs = head.apply({"params": params["head"]}, hs[:, -1] if last_only else hs)

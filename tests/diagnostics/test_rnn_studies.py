@@ -157,6 +157,10 @@ def test_rnn_report_plots_each_part_and_names_vanishing_and_exploding():
     (lambda: rnn_studies.hidden_gradient_norms(SequenceClassifier(cell="gru", layers=2), {}, np.zeros((1, 2, 1)), None),
      ValueError, "one unidirectional recurrent layer"),
     (lambda: rnn_studies.hidden_gradient_norms("lstm", {}, np.zeros((1, 2, 1)), None), TypeError, "SequenceClassifier"),
+    (lambda: rnn_studies.hidden_gradient_norms(SequenceClassifier(), {"params": {}}, np.zeros((1, 2, 1)), np.zeros((1, 1))),
+     ValueError, "variables must be the model's variables"),
+    (lambda: rnn_studies.hidden_gradient_norms(SequenceClassifier(units=2), SequenceClassifier(units=2).init(
+        jax.random.PRNGKey(0), np.zeros((1, 2, 1))), np.zeros((3, 2, 1)), np.zeros((2, 1))), ValueError, "one target per example"),
 ])
 def test_rnn_studies_reject_bad_arguments(call, error, message):
     with pytest.raises(error, match=message):
