@@ -1,6 +1,7 @@
 """Long-memory benchmarks for recurrent networks: the adding problem and the copy-memory task.
 
-- Adding problem (Hochreiter & Schmidhuber 1997): x (n, T, 2), channel 0 uniform in [0, 1],
+- Adding problem (Hochreiter & Schmidhuber 1997, in the form of Le et al. 2015 and Arjovsky et al.
+  2016): x (n, T, 2), channel 0 uniform in [0, 1],
   channel 1 marks one step in each half of the sequence; the target is the sum of the two marked
   values. Predicting the constant 1 scores MSE Var(a + b) = 2/12 = 1/6; below 0.01 the task is solved.
 - Copy memory (Hochreiter & Schmidhuber 1997, in the form of Arjovsky et al. 2016): 10 symbols from

@@ -38,18 +38,28 @@ class Probe:
                     cost_fn: Any) -> per_example.SharedPass | None:
         """The step's own pass gives per-example norms and activations when training mode is inference mode.
 
-        That is: no batch statistics (empty model state), no dropout or sampling (the training
-        forward traces without random streams), and every layer covered by the fast path.
+        That is: no batch statistics (empty model state), the training forward traces to the same
+        jaxpr as the inference forward (no active dropout, sampling or other train-only branch),
+        and every layer is covered by the fast path. Examples must not interact other than through
+        batch statistics (a parameter-free mix such as x - x.mean(0) is not detected).
         """
-        from jdl.train.step import ADDED_LOSSES
+        from jdl.train.step import forward
 
         wanted = self.per_example or self.activations is not None
         if not (wanted and self.share_backward) or state.model_state:
             return None
-        try:
-            jax.eval_shape(lambda p: state.apply_fn({"params": p}, x, rngs={}, mutable=[ADDED_LOSSES],
-                                                    **objective.train_kwargs), state.params)
-        except Exception:  # a random stream is needed (dropout, sampling), or the model cannot run without one
+        shapes = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)),
+                                        (state.params, x, state.rng))
+
+        def traced(train):
+            fn = lambda p, xs, key: forward(state, p, xs, objective=objective, train=train, key=key)  # noqa: E731
+            try:
+                return str(jax.make_jaxpr(fn)(*shapes))
+            except Exception:  # e.g. a random stream the inference forward cannot have: not shareable
+                return None
+
+        training = traced(True)
+        if training is None or training != traced(False):
             return None
         batch = (x, y)
         plan = per_example._new_plan(_example_loss(objective, state), state.params, batch, "auto")

@@ -191,7 +191,7 @@ def _recurrent_params(module: nn.Module, args: tuple, kwargs: dict, index_of: di
     """{"recurrent_kernel": leaf[, "recurrent_bias": leaf]} of a jdl Recurrent call the recurrent rule covers, else None."""
     from jdl.nn import recurrent
 
-    if not isinstance(module, recurrent.Recurrent) or module.reverse or not args:
+    if type(module) is not recurrent.Recurrent or module.reverse or not args:
         return None
     if type(module.cell) not in (recurrent.SimpleRNNCell, recurrent.LSTMCell, recurrent.GRUCell):
         return None
@@ -776,7 +776,9 @@ class SharedPass:
 
     With a_i and δ_i^cost = ∂cost/∂z_i of a batch cost Σ_i w_i ℓ_i / Σ_i w_i (plus terms that do
     not pass through the layers' outputs, such as an L2 penalty), example i's gradient of ℓ_i is
-    (Σw / w_i) · the layer algebra of (a_i, δ_i^cost). Exact when the examples do not interact.
+    (Σw / w_i) · the layer algebra of (a_i, δ_i^cost). Exact when the examples do not interact
+    (nothing checks parameter-free mixing such as x - x.mean(0)), up to float32 underflow of
+    δ_i^cost for weights spanning dozens of orders of magnitude.
     """
 
     def __init__(self, plan: _Plan, n: int, axes: Sequence[int]):

@@ -279,8 +279,9 @@ def rnn_findings(result: dict[str, Any]) -> list[str]:
     findings = []
     for r in result["cells"]:
         if r["finite_steps_back"] < result["length"]:
-            findings.append(f"{r['cell']} at initialization: the gradient vanishes below float32's range "
-                            f"{r['finite_steps_back'] + 1} steps back (×{r['growth_per_step_back']:.3f} per step back), "
+            word = "explodes beyond" if r["growth_per_step_back"] > 1 else "vanishes below"
+            findings.append(f"{r['cell']} at initialization: the gradient {word} float32's range "
+                            f"{r['finite_steps_back']} steps back (×{r['growth_per_step_back']:.3f} per step back), "
                             f"T = {result['length']}.")
         else:
             findings.append(f"{r['cell']} at initialization: the gradient reaching h_0 is {r['first_to_last']:.1e} of "
@@ -290,7 +291,7 @@ def rnn_findings(result: dict[str, Any]) -> list[str]:
         if r["finite_steps_back"] < steps:
             kind, word = ("exploding", "overflows") if r["growth_per_step_back"] > 1 else ("vanishing", "underflows")
             findings.append(f"{r['activation']} SimpleRNN, recurrent scale {r['scale']:g}: {kind} — the gradient "
-                            f"{word} float32 {r['finite_steps_back'] + 1} steps back.")
+                            f"{word} float32 {r['finite_steps_back']} steps back.")
         elif r["growth_per_step_back"] > 1.05:
             findings.append(f"{r['activation']} SimpleRNN, recurrent scale {r['scale']:g}: exploding — "
                             f"×{r['growth_per_step_back']:.3g} per step back, ‖∂L/∂h_0‖ / ‖∂L/∂h_T‖ = "

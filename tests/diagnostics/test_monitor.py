@@ -131,3 +131,22 @@ def test_models_with_dropout_or_batch_norm_use_the_separate_inference_mode_pass(
     _fit_norms(jdl.models.MLP(hidden=(8,), outputs=10, dropout=0.5), x, y, True)
     _fit_norms(studies.DeepMLP(width=8, depth=1, batch_norm=True), x, y, True)
     assert not calls
+
+
+def test_a_train_only_branch_without_randomness_uses_the_separate_pass(monkeypatch):
+    import flax.linen as nn
+
+    class TrainScales(nn.Module):
+        @nn.compact
+        def __call__(self, x, train=False):
+            h = nn.relu(nn.Dense(8)(x))
+            return nn.Dense(3)(3.0 * h if train else h)
+
+    rng = np.random.RandomState(3)
+    x = rng.randn(32, 5).astype(np.float32)
+    y = rng.randint(0, 3, size=32)
+    calls = _spy_shared_norms(monkeypatch)
+    shared = _fit_norms(TrainScales(), x, y, True)
+    assert not calls, "training mode differs from inference mode: the norms come from the inference-mode pass"
+    for (_, _, norms_a, _), (_, _, norms_b, _) in zip(shared, _fit_norms(TrainScales(), x, y, False)):
+        np.testing.assert_allclose(norms_a, norms_b, rtol=1e-6)

@@ -254,3 +254,26 @@ def test_conv_patches_equal_xlas_patch_extraction(channels, config):
                                                 dimension_numbers=specs)
     want = jnp.moveaxis(want.reshape((-1, channels) + kernel), 1, -1).reshape(-1, channels * int(np.prod(kernel)))
     np.testing.assert_array_equal(per_example._patches(x, config), want)
+
+
+def test_a_subclass_of_recurrent_is_not_mistaken_for_the_plain_layer(x64):
+    from jdl.nn.recurrent import Recurrent, SimpleRNNCell
+
+    class Scaled(Recurrent):
+        def __call__(self, x, seq_lengths=None, initial_state=None):
+            return super().__call__(2.0 * x[:, ::-1], seq_lengths, initial_state)
+
+    class Model(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            h = Scaled(SimpleRNNCell(4), return_sequences=True)(x)
+            return nn.Dense(3)(h[:, -1] * h[:, 0])
+
+    model = Model()
+    rng = np.random.RandomState(0)
+    x, y = jnp.asarray(rng.randn(5, 6, 3)), jnp.asarray(rng.randint(0, 3, 5))
+    params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, jnp.float64), model.init(jax.random.PRNGKey(0), x[:1])["params"])
+    loss_fn = _cross_entropy(model)
+    np.testing.assert_allclose(per_example_grad_norms(loss_fn, params, (x, y), method="fast"),
+                               per_example_grad_norms(loss_fn, params, (x, y), method="vmap"), rtol=1e-10)
+    assert fast_path_coverage(loss_fn, params, (x, y))["vmap"] == ["SimpleRNNCell_0"], "its recurrent kernel by vmap"

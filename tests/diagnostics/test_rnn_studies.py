@@ -95,7 +95,7 @@ def test_rnn_study_linear_sweep_follows_scale_to_the_power_of_steps_back():
     for scale in (0.5, 1.1):
         np.testing.assert_allclose(by_scale[scale]["profile"], scale ** np.arange(29, -1, -1.0), rtol=1e-4)
         assert by_scale[scale]["growth_per_step_back"] == pytest.approx(scale, rel=1e-5)
-    assert by_scale[50.0]["finite_steps_back"] == 23, "50^23 > 3.4e38, the largest float32"
+    assert by_scale[50.0]["finite_steps_back"] == 23, "50^22 < 3.4e38, the largest float32, < 50^23"
     assert len(result["cells"][0]["profile"]) == 10 and result["cells"][0]["first_to_last"] < 1
 
 
@@ -143,9 +143,9 @@ def test_rnn_report_plots_each_part_and_names_vanishing_and_exploding():
     report = report_lib.rnn_report(result)
     assert [len(s.figures) for s in report.sections] == [1, 1]
     assert any("scale 0.5: vanishing" in f for f in report.findings)
-    assert any("scale 50: exploding — the gradient overflows float32 3 steps back" in f for f in report.findings)
+    assert any("scale 50: exploding — the gradient overflows float32 2 steps back" in f for f in report.findings)
     assert "lstm at initialization: the gradient reaching h_0 is 1.0e-03 of the one at h_T" in report.findings[0]
-    assert "gru at initialization: the gradient vanishes below float32's range 3 steps back" in report.findings[1]
+    assert "gru at initialization: the gradient vanishes below float32's range 2 steps back" in report.findings[1]
 
 
 @pytest.mark.parametrize("call, error, message", [
@@ -181,3 +181,9 @@ def test_memory_findings_name_solved_baseline_worse_partial_and_diverged_runs():
     assert "nothing learned" in findings[2] and "worse than the memoryless baseline" in findings[2]
     assert "partly learned — test MSE 0.0800 (0.48 of the baseline)" in findings[3]
     assert findings[4].endswith("training diverged (loss became nan at step 7).")
+
+
+def test_profile_growth_spans_the_finite_steps_even_across_a_gap():
+    profile = np.array([[0.125, np.inf, 0.5, 1.0]])
+    summary = rnn_studies.profile_summary(profile)
+    assert summary["growth_per_step_back"] == pytest.approx(0.5) and summary["finite_steps_back"] == 2
