@@ -22,7 +22,7 @@ import numpy as np
 import optax
 from jax.scipy.special import xlogy
 
-from jdl import _checks
+from jdl import _checks, _fn
 
 EPSILON = 1e-7
 REDUCTIONS = ("mean", "sum", "none")
@@ -190,13 +190,26 @@ def binary_crossentropy(
 def hinge(y_true: Any, y_pred: Any) -> jax.Array:
     """Hinge: mean over the last axis of max(0, 1 - t·y), labels t ∈ {-1, 1}, y raw scores."""
     y_true, y_pred = _float_pair(y_true, y_pred)
-    if _checks.is_concrete(y_true) and y_true.size:
-        values = np.unique(np.asarray(y_true))
-        if not np.all(np.isin(values, (-1.0, 1.0))):
-            raise ValueError(
-                f"y_true must hold hinge labels in {{-1, 1}}, got values {values[:10].tolist()}"
-            )
+    if _checks.is_concrete(y_true):
+        _check_hinge_labels(y_true)
     return _per_example(optax.losses.hinge_loss(y_pred, y_true))
+
+
+def _check_hinge_labels(y_true: Any) -> None:
+    values = np.unique(np.asarray(y_true))
+    if values.size and not np.all(np.isin(values, (-1.0, 1.0))):
+        raise ValueError(f"y_true must hold hinge labels in {{-1, 1}}, got values {values[:10].tolist()}")
+
+
+def check_target_values(fn: Loss, y_true: Any) -> None:
+    """The checks a loss makes of its targets' values (not shapes), on host arrays: hinge labels in {-1, 1}.
+
+    Shape checks run when the loss is traced; value checks need concrete targets, so a caller that
+    only traces the loss (e.g. the Trainer, with `jax.eval_shape`) runs these on the data once.
+    """
+    base = fn.func if isinstance(fn, functools.partial) else fn
+    if base is hinge:
+        _check_hinge_labels(y_true)
 
 
 # -- multi-class ------------------------------------------------------------------------------
@@ -363,4 +376,4 @@ def get(name_or_callable: str | Loss, **options: Any) -> Loss:
     if not isinstance(name_or_callable, str):
         raise TypeError("loss options can only be given with a loss name, not a callable")
     _checks.bind_options("loss", name_or_callable, fn, options, skip=2)
-    return functools.partial(fn, **options)
+    return _fn.bind(fn, **options)

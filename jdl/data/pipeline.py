@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jdl.data.batching import BatchPlan
 from jdl._checks import as_array, check_int_range, check_number, describe, is_concrete
 
 __all__ = ["Split", "Standardizer", "batch_indices", "label_encode", "one_hot", "split"]
@@ -361,10 +362,11 @@ def batch_indices(
 ) -> tuple[jax.Array, jax.Array]:
     """One epoch's plan: indices (num_batches, batch_size) int32 and mask (num_batches, batch_size) bool.
 
-    The order is a permutation drawn with key fold_in(key(seed), epoch), so each epoch differs and
-    repeats for the same (seed, epoch). num_batches = ceil(n / batch_size); the last batch is
-    padded with the epoch's first indices, mask False, unless drop_remainder (then floor). batch_size
-    None is one full batch. seed and epoch may be traced (n and batch_size are static).
+    The batches `Trainer.fit` trains on (`jdl.data.batching.BatchPlan`): the permutation drawn from
+    (seed, epoch), so each epoch differs and repeats for the same (seed, epoch), cut into batches.
+    num_batches = ceil(n / batch_size); the last batch is padded with index 0, mask False, unless
+    drop_remainder (then floor). batch_size None is one full batch. seed and epoch may be traced
+    (n and batch_size are static).
     """
     check_number(n, "n", integer=True, positive=True)
     if batch_size is None:
@@ -383,21 +385,13 @@ def batch_indices(
             raise TypeError(f"{name} must be an integer scalar, got {describe(value)}")
     if drop_remainder and n < batch_size:
         raise ValueError(f"batch_size={batch_size} exceeds n={n}: drop_remainder=True would leave no batch")
-    num_batches = n // batch_size if drop_remainder else -(-n // batch_size)
-    return _plan(jnp.asarray(seed, jnp.uint32), jnp.asarray(epoch, jnp.uint32), n, batch_size, num_batches, shuffle)
+    return _plan(jnp.asarray(seed, jnp.uint32), jnp.asarray(epoch, jnp.uint32), n, batch_size, shuffle, drop_remainder)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
-def _plan(seed: jax.Array, epoch: jax.Array, n: int, batch_size: int, num_batches: int, shuffle: bool) -> tuple[jax.Array, jax.Array]:
-    if shuffle:
-        key = jax.random.fold_in(jax.random.key(seed), epoch)
-        order = jax.random.permutation(key, n).astype(jnp.int32)
-    else:
-        order = jnp.arange(n, dtype=jnp.int32)
-    slots = num_batches * batch_size
-    if slots <= n:
-        index, mask = order[:slots], jnp.ones(slots, dtype=bool)
-    else:
-        index = jnp.concatenate([order, jnp.resize(order, slots - n)])
-        mask = jnp.arange(slots) < n
-    return index.reshape(num_batches, batch_size), mask.reshape(num_batches, batch_size)
+def _plan(seed: jax.Array, epoch: jax.Array, n: int, batch_size: int, shuffle: bool,
+          drop_remainder: bool) -> tuple[jax.Array, jax.Array]:
+    index, mask = BatchPlan(n, batch_size, shuffle).epoch_indices(seed, epoch)
+    if drop_remainder:
+        index, mask = index[: n // batch_size], mask[: n // batch_size]
+    return index.astype(jnp.int32), mask

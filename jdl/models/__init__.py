@@ -9,9 +9,9 @@ from jdl.models.mlp import MLP
 from jdl.models.multitask import TwoInputTwoHead
 from jdl.models.rnn import RNNClassifier, SequenceClassifier, SequenceGenerator, SequenceTagger
 from jdl.models.seq2seq import Seq2Seq
-from jdl.models.transfer import TrunkHead, load_params, transplant
+from jdl.models.transfer import TrunkHead, transplant
 from jdl.models.transformer import CausalLM, TransformerClassifier, attention_maps, generate
-from jdl.models.word2vec import Word2Vec, WordVectors, negative_sampling_targets, train_word2vec
+from jdl.models.word2vec import Word2Vec, WordVectors, negative_sampling_targets
 
 _TABLE = {
     "autoencoder": Autoencoder,
@@ -44,6 +44,20 @@ def get(name: str) -> Any:
     return _checks.lookup("model", name, _TABLE)
 
 
+_MOVED = {"load_params": "jdl.train.checkpoint", "train_word2vec": "jdl.train.word2vec"}
+
+
+def __getattr__(name: str) -> Any:
+    """Deprecated aliases (one release): training and checkpoint loading moved to jdl.train (models import nothing of it)."""
+    if name in _MOVED:
+        import importlib
+        import warnings
+
+        warnings.warn(f"jdl.models.{name} moved to {_MOVED[name]}.{name}", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "Autoencoder",
     "CNN",
@@ -67,11 +81,9 @@ __all__ = [
     "kl_standard_normal",
     "lecture_cnn",
     "latent_plot",
-    "load_params",
     "reconstruction_grid",
     "transplant",
     "get",
     "names",
     "negative_sampling_targets",
-    "train_word2vec",
 ]

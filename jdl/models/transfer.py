@@ -2,7 +2,7 @@
 
 The recipe::
 
-    old = load_params("runs/old/checkpoints")                 # or a TrainState
+    old = jdl.train.checkpoint.load_params("runs/old/checkpoints")   # or a TrainState
     model = TrunkHead(trunk=same_trunk, head=new_head)
     state = trainer.init(x)                                    # trainer with adam(..., freeze=["trunk"])
     state = state.replace(params=transplant(state.params, old, ["trunk"]))
@@ -20,12 +20,10 @@ from typing import Any
 import flax.linen as nn
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
 from jdl import _checks
 from jdl.nn import activations
-from jdl.train import checkpoint
-from jdl.train.state import TrainState, mode_kwargs
+from jdl.nn.mode import mode_kwargs
 
 
 class TrunkHead(nn.Module):
@@ -57,44 +55,6 @@ class TrunkHead(nn.Module):
         if self.activation is not None:
             h = activations.get(self.activation)(h)
         return self.head(h, **mode_kwargs(self.head, train))
-
-
-def _is_step_directory(path: str) -> bool:
-    return os.path.exists(os.path.join(path, "_CHECKPOINT_METADATA")) and os.path.isdir(os.path.join(path, "state"))
-
-
-def load_params(source: Any, step: int | None = None) -> Any:
-    """The parameters (a nested dict of arrays) of a TrainState or of an Orbax checkpoint.
-
-    source: a TrainState; a checkpoint directory written by `jdl.train.checkpoint.save`,
-    `ModelCheckpoint` or `BackupAndRestore` (step: which one, default the latest); or one step's
-    directory inside it ("ckpts/7"). No template model is needed.
-    """
-    if isinstance(source, TrainState):
-        return source.params
-    if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(f"source must be a TrainState or a checkpoint directory, got {_checks.describe(source)}")
-    if step is not None:
-        _checks.check_number(step, "step", integer=True, nonnegative=True)
-    directory = os.path.abspath(os.fspath(source))
-    if step is None and _is_step_directory(directory) and os.path.basename(directory).isdigit():
-        directory, step = os.path.dirname(directory), int(os.path.basename(directory))
-    if step is None:
-        step = checkpoint.latest_step(directory)
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint found in {os.fspath(source)!r}")
-    elif not _is_step_directory(os.path.join(directory, str(step))):
-        found = checkpoint.latest_step(directory)
-        raise FileNotFoundError(f"no checkpoint step {step} in {os.fspath(source)!r} (latest: {found})")
-    manager = ocp.CheckpointManager(directory)
-    try:
-        restored = manager.restore(int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-    finally:
-        manager.close()
-    state = dict(restored["state"])
-    if "params" not in state:
-        raise ValueError(f"checkpoint {directory}/{step} holds no 'params' (it has {sorted(state)})")
-    return state["params"]
 
 
 def _leaves(tree: Any) -> dict[str, Any]:
@@ -168,3 +128,16 @@ def transplant(new_params: Any, old_params: Any, paths: Sequence[str] | Mapping[
         return replaced.get(jax.tree_util.keystr(keys, simple=True, separator="/"), leaf)
 
     return jax.tree_util.tree_map_with_path(pick, new_params)
+
+
+def __getattr__(name: str) -> Any:
+    """Deprecated alias (one release): `load_params` moved to `jdl.train.checkpoint` (loading belongs with checkpoints)."""
+    if name == "load_params":
+        import warnings
+
+        from jdl.train import checkpoint
+
+        warnings.warn("jdl.models.transfer.load_params moved to jdl.train.checkpoint.load_params",
+                      DeprecationWarning, stacklevel=2)
+        return checkpoint.load_params
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,8 +1,8 @@
-"""word2vec (Mikolov et al. 2013): skip-gram and CBOW with negative sampling, trained by `jdl.Trainer`.
+"""word2vec (Mikolov et al. 2013): skip-gram and CBOW with negative sampling (trained by `jdl.train.word2vec`).
 
 The model scores a true (input, output) word pair and K noise words drawn from P_n(w) ∝ count^0.75;
 its outputs are logits, so binary cross-entropy on logits with targets (1, 0, ..., 0) is the
-negative-sampling objective. `train_word2vec` runs the whole recipe and returns `WordVectors`.
+negative-sampling objective. `jdl.train.word2vec.train_word2vec` runs the whole recipe and returns `WordVectors`.
 """
 
 from __future__ import annotations
@@ -190,72 +190,14 @@ class WordVectors:
         return [(self.vocabulary.words[i], float(scores[i])) for i in order]
 
 
-def train_word2vec(
-    corpus_or_tokens: str | os.PathLike | Sequence[str],
-    mode: str = "skipgram",
-    embed_dim: int = 100,
-    window: int = 5,
-    negatives: int = 5,
-    epochs: int = 5,
-    batch_size: int = 1024,
-    seed: int = 0,
-    *,
-    min_count: int = 5,
-    max_size: int | None = None,
-    subsample: float | None = 1e-3,
-    learning_rate: float = 1e-2,
-    optimizer: Any = None,
-    verbose: int = 0,
-) -> WordVectors:
-    """Train word2vec on a shipped corpus by name ("kjv"), a text (str), a file (path) or a token list.
+def __getattr__(name: str) -> Any:
+    """Deprecated alias (one release): `train_word2vec` moved to `jdl.train.word2vec`."""
+    if name == "train_word2vec":
+        import warnings
 
-    Tokenize, build the vocabulary (min_count, max_size), subsample frequent words once
-    (threshold `subsample`, None: off), make skip-gram pairs or CBOW examples with word2vec's
-    dynamic window of radius `window`, keep a random whole number of batches of them (one epoch
-    is then a single compiled `lax.scan`), and fit `Word2Vec` with binary cross-entropy on logits
-    under `jdl.Trainer.fit` (adam(learning_rate) unless `optimizer` is given), noise words
-    drawn on the device from count^0.75. The result's `history` and `state` hold the fit.
-    """
-    from jdl import optim
-    from jdl.train.trainer import Trainer
+        from jdl.train import word2vec
 
-    if isinstance(corpus_or_tokens, os.PathLike):
-        tokens = text_lib.tokenize(text_lib.load_corpus(corpus_or_tokens))
-    elif isinstance(corpus_or_tokens, str) and corpus_or_tokens in text_lib.corpora():
-        tokens = text_lib.tokenize(text_lib.load_corpus(corpus_or_tokens))
-    elif isinstance(corpus_or_tokens, str):
-        tokens = text_lib.tokenize(corpus_or_tokens)
-    elif isinstance(corpus_or_tokens, Sequence) and all(isinstance(t, str) for t in corpus_or_tokens):
-        tokens = list(corpus_or_tokens)
-    else:
-        raise TypeError(f"corpus_or_tokens must be a text, a path or a sequence of str tokens, got {_checks.describe(corpus_or_tokens)}")
-    _checks.check_choice(mode, "mode", MODES)
-    for name, value in (("embed_dim", embed_dim), ("window", window), ("negatives", negatives),
-                        ("epochs", epochs), ("batch_size", batch_size)):
-        _checks.check_number(value, name, integer=True, positive=True)
-    _checks.check_number(seed, "seed", integer=True, nonnegative=True)
-    _checks.check_number(learning_rate, "learning_rate", positive=True)
-    if subsample is not None:
-        _checks.check_number(subsample, "subsample", positive=True)
-
-    vocabulary = text_lib.Vocabulary.build(tokens, min_count=min_count, max_size=max_size)
-    ids = vocabulary.encode(tokens)
-    if subsample is not None:
-        ids = text_lib.subsample(ids, vocabulary.counts, subsample, seed=seed)
-    if mode == "skipgram":
-        center, context = text_lib.skipgram_pairs(ids, window, seed=seed)
-    else:
-        context, center = text_lib.cbow_examples(ids, window, seed=seed)
-    if center.shape[0] == 0:
-        raise ValueError(f"the corpus gives no training examples ({ids.size} tokens kept after min_count and subsampling)")
-    batch_size = min(batch_size, int(center.shape[0]))
-    steps = center.shape[0] // batch_size
-    order = np.random.default_rng(seed).permutation(center.shape[0])[: steps * batch_size]
-    center, context = center[order], context[order]
-    model = Word2Vec(len(vocabulary), embed_dim, mode, negatives, noise=text_lib.noise_distribution(vocabulary.counts))
-    trainer = Trainer(model, loss="binary_crossentropy", optimizer=optimizer or optim.adam(learning_rate),
-                      steps_per_execution=steps)
-    state, history = trainer.fit({"center": center, "context": context}, negative_sampling_targets(len(order), negatives),
-                                 epochs=epochs, batch_size=batch_size, seed=seed, verbose=verbose)
-    vectors = np.asarray(jax.device_get(state.params["input"]["embeddings"]))
-    return WordVectors(vocabulary, vectors, history=history, state=state)
+        warnings.warn("jdl.models.word2vec.train_word2vec moved to jdl.train.word2vec.train_word2vec",
+                      DeprecationWarning, stacklevel=2)
+        return word2vec.train_word2vec
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jdl import _checks
+from jdl import _checks, _fn
 
 Activation = Callable[[jax.Array], jax.Array]
 
@@ -125,5 +125,5 @@ def get(name_or_callable: str | Activation | None, **options: Any) -> Activation
         _checks.bind_options("activation", name_or_callable, fn, options)
         for key, value in options.items():
             _checks.check_number(value, f"{name_or_callable} {key}", integer=(key == "axis"))
-        fn = functools.partial(fn, **options)
+        fn = _fn.bind(fn, **options)
     return fn

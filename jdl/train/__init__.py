@@ -1,6 +1,9 @@
-"""The training engine: explicit TrainState, pure jit-compiled steps, and the Keras-style Trainer."""
+"""The training engine: explicit TrainState, the Objective, pure jit-compiled steps, callbacks and the Trainer."""
 
+from jdl.train.history import History
+from jdl.train.hooks import StepContext, StepHook
+from jdl.train.objective import Objective
 from jdl.train.state import TrainState, create_state
-from jdl.train.trainer import History, Trainer
+from jdl.train.trainer import Trainer
 
-__all__ = ["History", "TrainState", "Trainer", "create_state"]
+__all__ = ["History", "Objective", "StepContext", "StepHook", "TrainState", "Trainer", "create_state"]

@@ -1,10 +1,14 @@
-"""The training state: one pytree holding everything a step reads and writes."""
+"""The training state: one pytree holding everything a step reads and writes.
+
+Its static part is the model (a hashable Flax module) and the optimizer's `Structure`, both
+compared by value, so states of identically configured Trainers share compiled steps. Every
+number that may differ between trials (the learning rate and the other injected hyperparameters)
+lives in `opt_state`.
+"""
 
 from __future__ import annotations
 
 import functools
-import inspect
-from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -14,13 +18,19 @@ import optax
 from flax import struct
 
 from jdl import _checks
+from jdl.nn.mode import mode_kwargs
+from jdl.optim import Structure, as_optimizer
+
+TRANSIENT_COLLECTIONS = ("intermediates", "losses")
 
 
 @struct.dataclass
 class TrainState:
-    """step, params, opt_state, model_state (e.g. batch_stats) and rng; apply_fn and tx are static.
+    """step, params, opt_state, model_state (e.g. batch_stats), rng and examples; model and optimizer are static.
 
     Dropout keys are folded from (rng, step), so a step's randomness depends only on the state.
+    examples: the training-set size m of the L2 penalty λ/(2m)·Σ‖W‖², set by `fit` (0 until then:
+    a step or an evaluation then uses its own number of examples).
     """
 
     step: jax.Array
@@ -28,9 +38,20 @@ class TrainState:
     opt_state: Any
     model_state: dict[str, Any]
     rng: jax.Array
-    apply_fn: Callable[..., Any] = struct.field(pytree_node=False)
-    tx: optax.GradientTransformation = struct.field(pytree_node=False)
+    examples: jax.Array
+    model: nn.Module = struct.field(pytree_node=False)
+    optimizer: Structure = struct.field(pytree_node=False)
     input_spec: tuple[tuple[str, tuple[int, ...], str], ...] = struct.field(pytree_node=False, default=())
+
+    @property
+    def apply_fn(self) -> Any:
+        """`model.apply`."""
+        return self.model.apply
+
+    @property
+    def tx(self) -> optax.GradientTransformation:
+        """The optimizer's update (shared by every state of the same structure; see `Structure.build`)."""
+        return self.optimizer.build()
 
     @property
     def variables(self) -> dict[str, Any]:
@@ -52,39 +73,34 @@ class TrainState:
         return self.replace(**arrays)
 
 
-def mode_kwargs(model: nn.Module, train: bool) -> dict[str, bool]:
-    """The keyword that switches `model` between training and inference: train= or deterministic=."""
-    params = inspect.signature(type(model).__call__).parameters
-    if "train" in params:
-        return {"train": train}
-    if "deterministic" in params:
-        return {"deterministic": not train}
-    if "training" in params:
-        return {"training": train}
-    return {}
-
-
 def check_model(model: Any) -> nn.Module:
-    """TypeError unless `model` is a Flax Linen module."""
+    """TypeError unless `model` is a Flax Linen module; ValueError unless it is hashable (it keys compiled steps)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a flax.linen.Module, got {_checks.describe(model)}")
+    try:
+        hash(model)
+    except TypeError as err:
+        raise TypeError(
+            f"model must be hashable (its fields key the compiled steps): use tuples, not lists, in its fields ({err})"
+        ) from None
     return model
 
 
-def _init_function(model: nn.Module) -> Callable[..., Any]:
-    """model.init in inference mode, jit-compiled once per (hashable) model."""
-    try:
-        hash(model)
-    except TypeError:
-        return _compile_init(model)
-    return _cached_init(model)
+@functools.lru_cache(maxsize=32)
+def _initializer(model: nn.Module, structure: Structure) -> Any:
+    """jit(seed, sample, values) -> (params, model_state, opt_state, rng): one compile per model, optimizer structure and shape."""
+    raw = structure.transformation is not None
 
+    def init(seed, sample, values):
+        params_key, dropout_key, rng = jax.random.split(jax.random.PRNGKey(seed), 3)
+        variables = dict(model.init({"params": params_key, "dropout": dropout_key}, sample, **mode_kwargs(model, False)))
+        params = variables.pop("params", {})
+        for transient in TRANSIENT_COLLECTIONS:
+            variables.pop(transient, None)
+        tx = structure.transformation if raw else structure.assemble(values)
+        return params, variables, tx.init(params), rng
 
-def _compile_init(model: nn.Module) -> Callable[..., Any]:
-    return jax.jit(lambda keys, x: model.init(keys, x, **mode_kwargs(model, False)))
-
-
-_cached_init = functools.lru_cache(maxsize=32)(_compile_init)
+    return jax.jit(init)
 
 
 def create_state(
@@ -95,13 +111,11 @@ def create_state(
     *,
     steps_per_epoch: int | None = None,
 ) -> TrainState:
-    """Initialise `model` on `sample_input` (a batch, or a pytree of batches) and its optimizer.
+    """Initialise `model` on `sample_input` (a batch, or a pytree of batches) and its optimizer, in one compiled call.
 
     optimizer: a `jdl.optim.Optimizer`, a name such as "adam", or an optax GradientTransformation.
     steps_per_epoch converts epoch-counted learning-rate schedules to step schedules.
     """
-    from jdl import optim
-
     check_model(model)
     _checks.check_number(seed, "seed", integer=True, nonnegative=True)
     leaves = jax.tree_util.tree_leaves(sample_input)
@@ -109,23 +123,23 @@ def create_state(
         raise ValueError("sample_input must hold at least one array, got an empty pytree")
     for leaf in leaves:
         _checks.as_array(leaf, "sample_input")
-    opt = optim.as_optimizer(optimizer)
-    params_key, dropout_key, rng = jax.random.split(jax.random.PRNGKey(seed), 3)
-    variables = _init_function(model)({"params": params_key, "dropout": dropout_key}, sample_input)
-    variables = dict(variables)
-    params = variables.pop("params", {})
-    for transient in ("intermediates", "losses"):
-        variables.pop(transient, None)
-    opt.check_params(params)
-    tx = opt.build(steps_per_epoch)
+    opt = as_optimizer(optimizer)
+    structure = opt.structure(steps_per_epoch)
+    values = {k: jnp.asarray(v, jnp.float32) for k, v in opt.values().items() if v is not None}
+    init = _initializer(model, structure)
+    seed_array = jnp.asarray(seed, jnp.uint32)
+    shapes = init.eval_shape(seed_array, sample_input, values)
+    opt.check_params(shapes[0])
+    params, model_state, opt_state, rng = init(seed_array, sample_input, values)
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
-        opt_state=tx.init(params),
-        model_state=variables,
+        opt_state=opt_state,
+        model_state=model_state,
         rng=rng,
-        apply_fn=model.apply,
-        tx=tx,
+        examples=jnp.zeros((), jnp.float32),
+        model=model,
+        optimizer=structure,
         input_spec=input_spec(sample_input),
     )
 

@@ -1,159 +1,55 @@
-"""Pure training and evaluation steps: (state, batch) -> (state, metrics), and their scan forms.
+"""Pure training and evaluation steps: (state, batch) -> (state, logs), their scan forms, and the step hooks.
 
-A batch is (x, y, w): inputs (a pytree of (batch, ...) arrays), targets (an array, or a dict
-of arrays for several output heads) and per-example weights (batch,). Everything here is a
-pure function of its arguments; `Trainer` closes over an `Objective` and jit-compiles them.
+A batch is (x, y, w): inputs (a pytree of (batch, ...) arrays), targets (an array, or a dict of
+arrays for several output heads) and per-example weights (batch,). Everything here is a pure
+function of its arguments; the static ones (the Objective, hooks, augmentation, mesh, batch plan)
+are hashable values, so `Trainer` caches the compiled forms by value.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from jdl import losses as losses_lib
+from jdl.data.batching import BatchPlan, Chunk
 from jdl.train import sharding
+from jdl.train.hooks import StepContext
+from jdl.train.objective import CostValues, Objective
 from jdl.train.state import TrainState
 
-SINGLE = None  # the head name of a single-output model
 
+@dataclasses.dataclass(frozen=True)
+class StepSpec:
+    """The static parts of a training step: the objective, step hooks, augmentation and device mesh."""
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class Objective:
-    """How to score a model's outputs: per-head losses, loss weights, metrics and output activations.
-
-    cost = Σ_h loss_weight_h · (Σ_i w_i L_h(y_i, ŷ_i) / Σ_i w_i) + penalty(params, batch size).
-    Metrics see the outputs after the head's output activation (probabilities for classifiers).
-    """
-
-    losses: Mapping[Any, Callable[..., jax.Array]]
-    loss_weights: Mapping[Any, float]
-    metrics: Mapping[Any, tuple[tuple[str, Callable[..., jax.Array]], ...]]
-    activations: Mapping[Any, Callable[[jax.Array], jax.Array]]
-    penalty: Callable[[Any, int], jax.Array]
-    train_kwargs: Mapping[str, bool]
-    eval_kwargs: Mapping[str, bool]
-    mesh: Any = None
+    objective: Objective
+    hooks: tuple[Any, ...] = ()
     augment: Callable[[jax.Array, Any], Any] | None = None
-    probe: Any = None
-
-    @property
-    def heads(self) -> tuple[Any, ...]:
-        return tuple(self.losses)
-
-    def log_name(self, name: str, head: Any) -> str:
-        """Key of a metric in the logs: "loss", "accuracy" or, with several heads, "<head>_accuracy"."""
-        return name if head is SINGLE else f"{head}_{name}"
-
-    def log_names(self) -> list[str]:
-        """Every key a training step reports, in order: loss, per-head losses, metrics."""
-        names = ["loss"]
-        if self.heads != (SINGLE,):
-            names += [self.log_name("loss", h) for h in self.heads]
-        names += [self.log_name(m, h) for h in self.heads for m, _ in self.metrics.get(h, ())]
-        return names
+    mesh: Any = None
 
 
-def _takes_reduction(fn: Callable[..., Any]) -> bool:
-    try:
-        return "reduction" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
+def penalty_examples(state: TrainState, count: Any) -> jax.Array:
+    """m of the L2 penalty: the training-set size recorded in the state by fit, else `count` (the batch's size)."""
+    return jnp.where(state.examples > 0, state.examples, jnp.asarray(count, jnp.float32))
 
 
-def per_example_loss(fn: Callable[..., jax.Array], y: jax.Array, out: jax.Array) -> jax.Array:
-    """Per-example loss of a jdl loss (reduction="none") or of a plain fn(y_true, y_pred) -> (batch, ...)."""
-    return fn(y, out, reduction="none") if _takes_reduction(fn) else fn(y, out)
+def example_cost(objective: Objective, state: TrainState, values: CostValues) -> Callable[..., jax.Array]:
+    """cost(params, x_i, y_i): one example's cost in inference mode, weight 1, no penalty, no metrics."""
+    quiet = objective.without_metrics()
 
+    def cost(params, xi, yi):
+        xb = jax.tree_util.tree_map(lambda a: a[None], xi)
+        yb = jax.tree_util.tree_map(lambda a: a[None], yi)
+        batch = (xb, yb, jnp.ones((1,), jnp.float32))
+        return quiet.cost(state.model, params, state.model_state, batch, values, None, train=False, key=state.rng)[0]
 
-def is_sparse(fn: Callable[..., Any]) -> bool:
-    """True for sparse_categorical_crossentropy (integer labels without a class axis)."""
-    base = fn.func if isinstance(fn, functools.partial) else fn
-    return base is losses_lib.sparse_categorical_crossentropy
-
-
-def example_means(per_example: jax.Array) -> jax.Array:
-    """(batch,) losses: the mean over any further axes, e.g. time steps of a sequence output (as Keras)."""
-    return per_example if per_example.ndim <= 1 else per_example.reshape(per_example.shape[0], -1).mean(axis=1)
-
-
-def metric_weights(w: jax.Array, labels: jax.Array, sparse: bool) -> jax.Array:
-    """Example weights (batch,) broadcast to one per label: (batch, T) for sequence labels."""
-    shape = labels.shape if sparse else labels.shape[:-1] if labels.ndim > 2 else labels.shape[:1]
-    return jnp.broadcast_to(w.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
-
-
-def _head(tree: Any, head: Any) -> Any:
-    return tree if head is SINGLE else tree[head]
-
-
-def score(objective: Objective, y: Any, outputs: Any, w: jax.Array,
-          added: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """(cost without penalty, logs) of `outputs` against targets `y` with example weights `w`.
-
-    added: per-example losses the model sowed (see `forward`), weighted like the heads' losses.
-    """
-    logs: dict[str, jax.Array] = {}
-    cost = jnp.zeros((), jnp.float32)
-    if added is not None:
-        cost = cost + losses_lib.reduce_loss(added, w, "mean")
-    for head, fn in objective.losses.items():
-        y_h, out_h = _head(y, head), _head(outputs, head)
-        head_cost = losses_lib.reduce_loss(example_means(per_example_loss(fn, y_h, out_h)), w, "mean")
-        cost = cost + objective.loss_weights.get(head, 1.0) * head_cost
-        if head is not SINGLE:
-            logs[objective.log_name("loss", head)] = head_cost
-        predictions = objective.activations[head](out_h)
-        for name, metric in objective.metrics.get(head, ()):
-            weights = metric_weights(w, y_h, is_sparse(fn))
-            logs[objective.log_name(name, head)] = jnp.asarray(metric(y_h, predictions, sample_weight=weights), jnp.float32)
-    return cost, logs
-
-
-def forward(state: TrainState, params: Any, x: Any, *, objective: Objective, train: bool,
-            key: jax.Array) -> tuple[Any, dict, jax.Array]:
-    """(outputs, updated model state, added per-example loss (batch,)) in training or inference mode.
-
-    A model adds a term to its cost with `self.sow("losses", name, values)`, values (batch, ...):
-    each example's values are summed, and the cost takes their weighted mean like any loss (a
-    VAE's KL term, an auxiliary head's penalty). Batch statistics update in training mode only.
-    """
-    variables = {"params": params, **state.model_state}
-    kwargs = objective.train_kwargs if train else objective.eval_kwargs
-    dropout_key, sample_key = jax.random.split(key)
-    rngs = {"dropout": dropout_key, "sample": sample_key}
-    mutable = [*state.model_state, ADDED_LOSSES] if train else [ADDED_LOSSES]
-    outputs, updates = state.apply_fn(variables, x, rngs=rngs, mutable=mutable, **kwargs)
-    updates = dict(updates)
-    added = added_loss(updates.pop(ADDED_LOSSES, {}), batch_size(x))
-    model_state = {**state.model_state, **updates} if train else state.model_state
-    return outputs, model_state, added
-
-
-ADDED_LOSSES = "losses"
-
-
-def batch_size(x: Any) -> int:
-    return int(jax.tree_util.tree_leaves(x)[0].shape[0])
-
-
-def added_loss(sown: Any, n: int) -> jax.Array:
-    """Σ over sown leaves of each example's summed values: (n,); zeros when the model sowed nothing."""
-    total = jnp.zeros((n,), jnp.float32)
-    for leaf in jax.tree_util.tree_leaves(sown):
-        if leaf.ndim == 0 or leaf.shape[0] != n:
-            raise ValueError(
-                f"a loss sown into the {ADDED_LOSSES!r} collection must have a leading batch axis ({n}, ...), "
-                f"got shape {tuple(leaf.shape)}"
-            )
-        total = total + jnp.sum(leaf.reshape(n, -1), axis=1).astype(jnp.float32)
-    return total
+    return cost
 
 
 def all_finite(tree: Any) -> jax.Array:
@@ -162,29 +58,31 @@ def all_finite(tree: Any) -> jax.Array:
     return functools.reduce(jnp.logical_and, leaves, jnp.asarray(True))
 
 
-def step_candidate(objective: Objective, state: TrainState, x: Any, y: Any, w: jax.Array,
-                   examples: jax.Array, index: jax.Array | None = None) -> tuple[TrainState, dict, jax.Array]:
-    """One optimizer step without the non-finite guard: (new state, logs, finite flag).
+def step_candidate(spec: StepSpec, state: TrainState, x: Any, y: Any, w: jax.Array, values: CostValues,
+                   index: jax.Array | None = None) -> tuple[TrainState, dict, jax.Array, tuple]:
+    """One optimizer step without the non-finite guard: (new state, logs, finite flag, hook records).
 
-    examples: the training-set size m of the penalty λ/(2m)·Σ‖W‖². index: the batch's example
-    indices in the training set, recorded by a gradient monitor (objective.probe) when there is one.
+    index: the batch's example indices in the training set, handed to the step hooks.
     """
+    objective = spec.objective
     key = jax.random.fold_in(state.rng, state.step)
-    if objective.augment is not None:
+    if spec.augment is not None:
         key, augment_key = jax.random.split(key)
-        x = objective.augment(augment_key, x)
+        x = spec.augment(augment_key, x)
+    examples = penalty_examples(state, w.shape[0]) if objective.penalty else None
 
     def cost_fn(params):
-        outputs, model_state, added = forward(state, params, x, objective=objective, train=True, key=key)
-        cost, logs = score(objective, y, outputs, w, added)
-        cost = cost + objective.penalty(params, examples)
-        return cost, (logs, model_state)
+        return objective.cost(state.model, params, state.model_state, (x, y, w), values, examples, train=True, key=key)
 
-    shared = None if objective.probe is None else objective.probe.shared_pass(objective, state, x, y, cost_fn)
-    if shared is None:
-        (cost, (logs, model_state)), grads = jax.value_and_grad(cost_fn, has_aux=True)(state.params)
+    context = StepContext(objective, state, cost_fn, example_cost(objective, state, values), x, y, w, index)
+    supplied = [hook.value_and_grad(context) for hook in spec.hooks]
+    given = [s for s in supplied if s is not None]
+    if len(given) > 1:
+        raise ValueError(f"at most one step hook may compute the step's gradient, got {len(given)}")
+    if given:
+        (cost, (logs, model_state)), grads, _ = given[0]
     else:
-        (cost, (logs, model_state)), grads, captures = shared.value_and_grad(cost_fn, state.params)
+        (cost, (logs, model_state)), grads = jax.value_and_grad(cost_fn, has_aux=True)(state.params)
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
     new_state = state.replace(
         step=state.step + 1,
@@ -193,10 +91,9 @@ def step_candidate(objective: Objective, state: TrainState, x: Any, y: Any, w: j
         model_state=model_state,
     )
     logs = {"loss": cost, **logs, "weight": jnp.sum(w)}
-    if objective.probe is not None:
-        logs["monitor"] = objective.probe.record(objective, state, grads, new_state, x, y, w, index,
-                                                 None if shared is None else (shared, captures))
-    return new_state, logs, jnp.isfinite(cost) & all_finite(grads)
+    after = dataclasses.replace(context, grads=grads, new_state=new_state)
+    records = tuple(hook.record(after, None if s is None else s[2]) for hook, s in zip(spec.hooks, supplied))
+    return new_state, logs, jnp.isfinite(cost) & all_finite(grads), records
 
 
 def keep_if(ok: jax.Array, new: Any, old: Any) -> Any:
@@ -204,58 +101,77 @@ def keep_if(ok: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
-def train_step(objective: Objective, state: TrainState, x: Any, y: Any, w: jax.Array,
-               examples: jax.Array) -> tuple[TrainState, dict]:
+def train_step(spec: StepSpec, state: TrainState, x: Any, y: Any, w: jax.Array,
+               values: CostValues) -> tuple[TrainState, dict]:
     """One guarded step: a non-finite loss or gradient leaves the state unchanged (logs["finite"] False)."""
-    new_state, logs, finite = step_candidate(objective, state, x, y, w, examples)
+    new_state, logs, finite, _ = step_candidate(spec, state, x, y, w, values)
     return keep_if(finite, new_state, state), {**logs, "finite": finite}
 
 
-def gather(data: tuple[Any, Any, jax.Array], index: jax.Array, mask: jax.Array, mesh: Any) -> tuple[Any, Any, jax.Array]:
-    """The batch at `index` (batch,) from on-device data, weights zeroed where mask is False."""
+def gather(data: Any, index: jax.Array, mask: jax.Array | None, mesh: Any) -> Any:
+    """The rows `index` (batch,) of on-device data (x, y, w), weights zeroed where mask is False."""
     x, y, w = jax.tree_util.tree_map(lambda a: jnp.take(a, index, axis=0), data)
-    w = w * mask.astype(w.dtype)
+    if mask is not None:
+        w = w * mask.astype(w.dtype)
     return sharding.shard_batch((x, y, w), mesh)
 
 
-def train_chunk(
-    objective: Objective,
-    state: TrainState,
-    halted: jax.Array,
-    data: tuple[Any, Any, jax.Array],
-    indices: jax.Array,
-    masks: jax.Array,
-    examples: jax.Array,
-) -> tuple[TrainState, jax.Array, dict]:
-    """Run the steps of `indices` (steps, batch) in one `lax.scan`; stop updating after a non-finite step.
+def train_chunk(spec: StepSpec, plan: BatchPlan, chunk: Chunk, state: TrainState, halted: jax.Array,
+                data: tuple[Any, Any, jax.Array], seed: jax.Array, epoch: jax.Array, start: jax.Array,
+                values: CostValues) -> tuple[TrainState, jax.Array, dict]:
+    """The steps of `chunk` of `epoch` in one `lax.scan`; stop updating after a non-finite step.
 
-    Returns the state, the halted flag and per-step logs stacked along a leading (steps,) axis;
-    logs["nonfinite"] marks the first step whose loss or gradient was not finite.
+    The epoch's permutation is drawn here from (seed, epoch), and the chunk's batches sliced from it
+    at step `start`. Returns the state, the halted flag and per-step logs stacked along a leading
+    (steps,) axis: logs["nonfinite"] marks the first step whose loss or gradient was not finite,
+    logs["hooks"] holds the step hooks' records.
     """
+    indices, masks = plan.chunk_indices(plan.order(seed, epoch), chunk, start)
 
     def body(carry, batch_plan):
         state, halted = carry
         index, mask = batch_plan
-        x, y, w = gather(data, index, mask, objective.mesh)
-        new_state, logs, finite = step_candidate(objective, state, x, y, w, examples, index)
+        x, y, w = gather(data, index, mask, spec.mesh)
+        new_state, logs, finite, records = step_candidate(spec, state, x, y, w, values, index)
         ok = finite & ~halted
-        logs = {**logs, "nonfinite": ~finite & ~halted, "weight": jnp.where(halted, 0.0, logs["weight"])}
+        logs = {**logs, "nonfinite": ~finite & ~halted, "weight": jnp.where(halted, 0.0, logs["weight"]),
+                "hooks": records}
         return (keep_if(ok, new_state, state), halted | ~finite), logs
 
     (state, halted), logs = jax.lax.scan(body, (state, halted), (indices, masks))
     return state, halted, logs
 
 
-def predict_chunk(objective: Objective, state: TrainState, x: Any, indices: jax.Array,
-                  masks: jax.Array) -> tuple[Any, jax.Array]:
+def predict_chunk(objective: Objective, mesh: Any, state: TrainState, x: Any, indices: jax.Array) -> tuple[Any, jax.Array]:
     """Inference-mode outputs and added losses for every batch of `indices` (batches, batch) -> (batches·batch, ...)."""
 
-    def body(_, batch_plan):
-        index, mask = batch_plan
-        batch = jax.tree_util.tree_map(lambda a: jnp.take(a, index, axis=0), x)
-        batch = sharding.shard_batch(batch, objective.mesh)
-        outputs, _, added = forward(state, state.params, batch, objective=objective, train=False, key=state.rng)
+    def body(_, index):
+        batch = sharding.shard_batch(jax.tree_util.tree_map(lambda a: jnp.take(a, index, axis=0), x), mesh)
+        outputs, _, added = objective.forward(state.model, state.params, state.model_state, batch, train=False,
+                                              key=state.rng)
         return None, (outputs, added)
 
-    _, outputs = jax.lax.scan(body, None, (indices, masks))
+    _, outputs = jax.lax.scan(body, None, indices)
     return jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:]), outputs)
+
+
+def evaluate_padded(objective: Objective, mesh: Any, state: TrainState, data: tuple[Any, Any, jax.Array],
+                    batches: int, count: jax.Array, values: CostValues) -> dict[str, jax.Array]:
+    """{"loss", metrics...} over all rows of data (x, y, w) at once, in `batches` equal batches.
+
+    Rows beyond the first `count` are padding and carry weight 0 in w; metrics see them with weight 0.
+    """
+    x, y, w = data
+    rows = w.shape[0]
+    outputs, added = predict_chunk(objective, mesh, state, x, jnp.arange(rows).reshape(batches, rows // batches))
+    cost, logs = objective.cost_of_outputs(state.params, y, outputs, w, added, values, penalty_examples(state, count))
+    return {"loss": cost, **logs}
+
+
+def predict_padded(objective: Objective, mesh: Any, state: TrainState, x: Any, batches: int) -> Any:
+    """Outputs after each head's output activation for all rows of x, in `batches` equal batches."""
+    rows = jax.tree_util.tree_leaves(x)[0].shape[0]
+    outputs, _ = predict_chunk(objective, mesh, state, x, jnp.arange(rows).reshape(batches, rows // batches))
+    if objective.single:
+        return objective.heads[0].activation(outputs)
+    return {h.name: h.activation(outputs[h.name]) for h in objective.heads}

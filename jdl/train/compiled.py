@@ -1,0 +1,107 @@
+"""The compiled forms of the steps, cached by value in bounded caches.
+
+Every key is made of hashable values (the Objective, the StepSpec, the BatchPlan, a chunk's
+shape), never of object identities, so two identically configured Trainers, or a Trainer rebuilt
+from the same config, reuse the same compiled functions; JAX's own cache then keys them by the
+shapes of their arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+from jdl.data.batching import BatchPlan, Chunk
+from jdl.train import step
+from jdl.train.objective import Objective
+from jdl.train.step import StepSpec
+
+CACHE_SIZE = 64
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def train_chunk(spec: StepSpec, plan: BatchPlan, chunk: Chunk, donate: bool) -> Callable:
+    """jit(state, halted, data, seed, epoch, start, values) of `chunk`'s shape; donate: reuse the state's buffers."""
+    fn = functools.partial(step.train_chunk, spec, plan, chunk)
+    return jax.jit(fn, donate_argnums=(0,) if donate else ())
+
+
+def chunk_key(chunk: Chunk) -> Chunk:
+    """The chunk with its start zeroed: chunks of one shape share one compiled function (start is an argument)."""
+    return dataclasses.replace(chunk, start=0)
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def train_step(spec: StepSpec) -> Callable:
+    """jit(state, x, y, w, values) -> (state, logs): one guarded step."""
+    return jax.jit(functools.partial(step.train_step, spec))
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def evaluate(objective: Objective, mesh: Any, batches: int) -> Callable:
+    """jit(state, data, count, values) -> logs over all rows of data, in `batches` batches."""
+    return jax.jit(lambda state, data, count, values: step.evaluate_padded(objective, mesh, state, data, batches, count,
+                                                                             values))
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def predict(objective: Objective, mesh: Any, batches: int) -> Callable:
+    """jit(state, x) -> outputs after the output activations, in `batches` batches."""
+    return jax.jit(lambda state, x: step.predict_padded(objective, mesh, state, x, batches))
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def eval_step(objective: Objective) -> Callable:
+    """jit(state, x, y, w, values) -> logs of one batch in inference mode, penalty included."""
+
+    def run(state, x, y, w, values):
+        cost, (logs, _) = objective.cost(state.model, state.params, state.model_state, (x, y, w), values,
+                                         step.penalty_examples(state, w.shape[0]) if objective.penalty else None,
+                                         train=False, key=state.rng)
+        return {"loss": cost, **logs}
+
+    return jax.jit(run)
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def epoch_means(names: tuple[str, ...]) -> Callable:
+    """jit(chunk logs) -> the epoch's Σw-weighted mean of each logged name (weights: Σw of each step)."""
+
+    def run(chunk_logs):
+        import jax.numpy as jnp
+
+        weights = jnp.concatenate([c["weight"].reshape(-1) for c in chunk_logs])
+        total = jnp.maximum(weights.sum(), 1e-30)
+        means = {}
+        for name in names:
+            values = jnp.concatenate([c[name].reshape(-1) for c in chunk_logs])
+            means[name] = jnp.sum(jnp.where(weights > 0, values * weights, 0.0)) / total
+        return means
+
+    return jax.jit(run)
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def cost_and_grad(objective: Objective, augment: Any) -> Callable:
+    """jit(state, x, y, w, values, examples) -> (cost, grads) of a training step (for the non-finite report)."""
+
+    def run(state, x, y, w, values, examples):
+        key = jax.random.fold_in(state.rng, state.step)
+        if augment is not None:
+            key, augment_key = jax.random.split(key)
+            x = augment(augment_key, x)
+
+        def cost(params):
+            return objective.cost(state.model, params, state.model_state, (x, y, w), values,
+                                  examples if objective.penalty else None, train=True, key=key)[0]
+
+        return jax.value_and_grad(cost)(state.params)
+
+    return jax.jit(run)
+
+
+copy = jax.jit(lambda tree: jax.tree_util.tree_map(lambda a: a.copy(), tree))

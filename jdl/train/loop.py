@@ -1,0 +1,107 @@
+"""The epoch loop of `Trainer.fit`: dispatch compiled chunks, read the logs once per epoch, run the callbacks.
+
+The host blocks once per epoch (to read the epoch's logs for the callbacks); within an epoch the
+chunks are dispatched back to back, each one `lax.scan` over its steps, with the permutation drawn
+on the device. Where no callback keeps a reference to a state, each dispatch donates the previous
+state's buffers to the next.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any
+
+import jax
+import numpy as np
+
+from jdl import optim
+from jdl.data.batching import BatchPlan
+from jdl.train import compiled
+from jdl.train.callbacks.base import CallbackList, FitContext
+from jdl.train.objective import CostValues
+from jdl.train.state import TrainState
+from jdl.train.step import StepSpec
+
+
+@dataclasses.dataclass
+class EpochLoop:
+    """Everything one fit's epochs share: the step, the batch plan, the on-device data and the callbacks.
+
+    hooked: the callbacks whose step hooks are in spec.hooks, in the same order.
+    evaluate: validation(state) -> {name: device scalar}, or None without validation data.
+    """
+
+    spec: StepSpec
+    plan: BatchPlan
+    data: tuple[Any, Any, Any]
+    values: CostValues
+    seed: int
+    callbacks: CallbackList
+    context: FitContext
+    hooked: tuple[Any, ...] = ()
+    evaluate: Any = None
+
+    def run(self, state: TrainState) -> TrainState:
+        """Train from context.initial_epoch until context.epochs or a stop; returns the final state."""
+        context, history = self.context, self.context.history
+        donate = not self.callbacks.holds_state
+        seed = jax.device_put(np.uint32(self.seed))
+        names = tuple(self.spec.objective.log_names())
+        state = self.callbacks.on_train_begin(state, {})
+        step = int(jax.device_get(state.step))
+        epoch = context.initial_epoch
+        while epoch < context.epochs and not context.stop_training:
+            state = self.callbacks.on_epoch_begin(epoch, state, {})
+            halted = jax.device_put(np.bool_(False))
+            chunk_logs = []
+            for chunk in self.plan.chunks():
+                run_chunk = compiled.train_chunk(self.spec, self.plan, compiled.chunk_key(chunk), donate)
+                state, halted, logs = run_chunk(state, halted, self.data, seed, np.int32(epoch), np.int32(chunk.start),
+                                                self.values)
+                records = logs.pop("hooks")
+                for callback, record in zip(self.hooked, records):
+                    callback.on_step_records(record)
+                chunk_logs.append(logs)
+                state = self.callbacks.on_train_batch_end(chunk.steps, state, logs)
+            epoch_logs = compiled.epoch_means(names)(chunk_logs)
+            if self.evaluate is not None:
+                epoch_logs.update({f"val_{k}": v for k, v in self.evaluate(state).items()})
+            host = jax.device_get({"logs": epoch_logs, "halted": halted, "step": state.step,
+                                   "lr": optim.learning_rate(state.opt_state),
+                                   "chunks": [c["nonfinite"] for c in chunk_logs]})
+            logs = {k: float(v) for k, v in host["logs"].items()}
+            if host["lr"] is not None:
+                logs["lr"] = float(host["lr"])
+            if host["halted"]:
+                history.stop_reason = self.nonfinite_report(state, epoch, step, host)
+                warnings.warn(history.stop_reason, RuntimeWarning, stacklevel=4)
+                context.stop_training = True
+                context.nonfinite = history.stop_reason
+            step = int(host["step"])
+            state = self.callbacks.on_epoch_end(epoch, state, logs)
+            epoch += 1
+        return self.callbacks.on_train_end(state, {})
+
+    def nonfinite_report(self, state: TrainState, epoch: int, start_step: int, host: dict) -> str:
+        """Where the first non-finite loss or gradient appeared: epoch, step, batch and first layer."""
+        flags = np.concatenate([np.asarray(c).reshape(-1) for c in host["chunks"]])
+        batch = int(np.argmax(flags))
+        step = start_step + batch
+        indices, mask = self.plan.batch(self.seed, epoch, batch)
+        x, y, w = jax.tree_util.tree_map(lambda a: a[indices], self.data)
+        w = w * mask
+        loss, grads = compiled.cost_and_grad(self.spec.objective, self.spec.augment)(state, x, y, w, self.values,
+                                                                                   state.examples)
+        loss = float(loss)
+        where = "the loss itself" if not np.isfinite(loss) else "no layer (the loss and gradients are finite when recomputed)"
+        for path, leaf in jax.tree_util.tree_flatten_with_path(grads)[0]:
+            if not np.all(np.isfinite(np.asarray(leaf))):
+                where = f"the gradient of {'/'.join(str(getattr(k, 'key', k)) for k in path)}"
+                if not np.isfinite(loss):
+                    where = f"the loss (value {loss}) and " + where
+                break
+        return (
+            f"Non-finite loss or gradient at epoch {epoch} (0-based), global step {step}, batch {batch} of the epoch; "
+            f"first non-finite: {where}. Training stopped; the returned state is the one after the last finite step."
+        )
