@@ -35,18 +35,20 @@ def _info(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     """Run a TOML config: `jdl train CONFIG [--set k=v ...] [--out DIR] [--resume]`."""
     from jdl import config as config_lib
-    from jdl.train import run as run_lib
 
     try:
         config = config_lib.load(args.config, args.set)
-        summary = run_lib.run(config, args.out, resume=args.resume, verbose=args.verbose)
-    except (config_lib.ConfigError, FileExistsError, FileNotFoundError) as err:
-        print(f"jdl train: error: {err}", file=sys.stderr)
-        return 2
+    except (ValueError, TypeError) as err:  # ConfigError, or a check that escaped it: the user's config
+        return _error(args.command, err)
+    from jdl.train import run as run_lib
+
+    out = Path(args.out) if args.out is not None else Path("runs") / config.name
+    summary = run_lib.run(config, out, resume=args.resume, verbose=args.verbose)
     test = ", ".join(f"{k} {v:.4f}" for k, v in summary["test"].items())
     print(f"{summary['name']}: {summary['epochs_run']} epochs, best epoch {summary['best_epoch']}; test {test}")
     if summary["stop_reason"]:
         print(summary["stop_reason"], file=sys.stderr)
+    print(f"wrote {out}/ (report: {out / 'report.html'})")
     return 0
 
 
@@ -93,11 +95,7 @@ def _report(args: argparse.Namespace) -> int:
     """Write report.html + report.json for a run directory: `jdl report RUN_DIR`."""
     from jdl.diagnostics import report as report_lib
 
-    try:
-        page, _ = report_lib.training_report(args.run_dir).save(args.run_dir)
-    except FileNotFoundError as err:
-        print(f"jdl report: error: {err}", file=sys.stderr)
-        return 2
+    page, _ = report_lib.training_report(args.run_dir).save(args.run_dir)
     print(f"wrote {page}")
     return 0
 
@@ -131,14 +129,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A user's mistake (a bad config, a run directory in the way, a missing file): one line on stderr, exit 2.
+USER_ERRORS = (FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
+def _error(command: str, err: BaseException) -> int:
+    print(f"jdl {command}: error: {' '.join(str(err).split())}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `jdl` console script."""
+    """Entry point of the `jdl` console script.
+
+    A user's mistake prints `jdl COMMAND: error: <one line>` and returns 2; Ctrl-C prints one line
+    and returns 130. Anything else is a bug in jdl and raises.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
-    return args.run(args)
+    try:
+        from jdl.config import ConfigError
+
+        try:
+            return args.run(args)
+        except (ConfigError, *USER_ERRORS) as err:
+            return _error(args.command, err)
+    except KeyboardInterrupt:
+        hint = " (--resume continues from the last completed epoch)" if args.command == "train" else ""
+        print(f"jdl {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

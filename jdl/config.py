@@ -1,7 +1,9 @@
 """TOML run configs -> frozen dataclasses, with `--set section.key=value` overrides.
 
 A config has a top-level `name` and `seed` and the tables [data], [model], [train] and
-[callbacks]. Unknown keys are errors that name the key and list the valid ones.
+[callbacks]. Unknown keys are errors that name the key and list the valid ones. `load` then
+resolves every name (data set, model, loss, metrics, optimizer, schedule, callbacks) and checks
+their options before anything is built or any data is read (`check`).
 
     name = "digits_mlp"
     seed = 0
@@ -16,11 +18,16 @@ A config has a top-level `name` and `seed` and the tables [data], [model], [trai
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import json
+import sys
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from jdl import _checks
 
 
 class ConfigError(ValueError):
@@ -171,12 +178,10 @@ def from_dict(raw: Mapping[str, Any]) -> RunConfig:
 def _check_model_options(name: str, options: Mapping[str, Any]) -> None:
     from jdl import models
 
-    try:
-        cls = models.get(name)
-    except ValueError as err:
-        raise ConfigError(f"model.name: {err}") from None
-    valid = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")]
-    _unknown(list(options), ["name", *valid], "model.")
+    cls = _call("model.name", models.get, name)
+    accepted, _, anything = _keywords(cls)
+    if not anything:
+        _unknown(list(options), ["name", *accepted], "model.")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -210,7 +215,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
 
 
 def load(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
-    """Read a TOML config file, apply overrides and validate it."""
+    """Read a TOML config file, apply overrides, validate it and `check` every name in it."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
@@ -218,4 +223,180 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    return from_dict(apply_overrides(raw, overrides))
+    result = apply_overrides(raw, overrides)
+    notice = _switch_data_set(raw, result, overrides, path)
+    config = check(from_dict(result))
+    if notice:
+        print(notice, file=sys.stderr)
+    return config
+
+
+def _switch_data_set(raw: Mapping[str, Any], result: dict[str, Any], overrides: Sequence[str], source: Path) -> str:
+    """An override changed data.name: drop the file's data.options the new loader does not take; returns a notice.
+
+    Options given with --set (data.options.KEY=... or a whole data.options={...}) are kept, and checked later.
+    """
+    before, after = raw.get("data", {}), result.get("data", {})
+    if not isinstance(before, Mapping) or not isinstance(after, dict) or not isinstance(after.get("options"), dict):
+        return ""
+    old, new = before.get("name", DataConfig.name), after.get("name", DataConfig.name)
+    if not isinstance(old, str) or not isinstance(new, str) or old.lower() == new.lower():
+        return ""
+    paths = [parse_override(text)[0] for text in overrides]
+    explicit = {p[2] for p in paths if p[:2] == ["data", "options"] and len(p) > 2}
+    accepted, _, anything = _keywords(_loader(new))
+    dropped = [k for k in after["options"] if k not in explicit and k not in accepted and not anything]
+    if ["data", "options"] in paths or not dropped:
+        return ""
+    for key in dropped:
+        del after["options"][key]
+    return (f"jdl: note: data.name is {new!r} ({source} has {old!r}): dropped data.options {', '.join(dropped)}, "
+            f"which data set {new!r} does not take (it takes {', '.join(accepted) or 'no options'})")
+
+
+# -- every name resolved and checked before anything is built -------------------------------------
+
+
+def check(config: RunConfig) -> RunConfig:
+    """Resolve every name in `config` and check its options; returns `config` unchanged.
+
+    No data is read and nothing is traced: the model, optimizer, schedule and callbacks are only
+    constructed. A mistake is a one-line ConfigError naming the key, the bad value and the valid
+    choices, closest matches first.
+    """
+    from jdl import losses, metrics, models, optim
+    from jdl.train.run import _frozen  # TOML arrays as tuples, as the run gives them to the model
+
+    data, train = config.data, config.train
+    loader = _loader(data.name)
+    _options("data.options", f"data set {data.name!r}", loader, data.options)
+    if _keywords(loader)[1].get("path", ...) is None and "path" not in data.options:
+        raise ConfigError(f"data.options.path is missing: data set {data.name!r} reads local files (jdl never "
+                          "downloads); give it with --set data.options.path=DIR")
+    _in_range("data.validation_split", data.validation_split, 0.0, 1.0)
+    cls = _call("model.name", models.get, config.model.name)
+    first = _options("model", f"model {config.model.name!r}", cls, config.model.options)
+    _build("model", lambda **kw: cls(**{k: _frozen(v) for k, v in kw.items()}), config.model.options, first)
+    _call("train.loss", losses.get, train.loss)
+    for name in train.metrics:
+        _call("train.metrics", metrics.get, name)
+    _in_range("train.epochs", train.epochs, 1)
+    _in_range("train.batch_size", 1 if train.batch_size is None else train.batch_size, 1)
+    _call("train.optimizer", optim.get, train.optimizer)
+    learning_rate: Any = train.learning_rate
+    if train.schedule is not None:
+        schedule = dict(train.schedule)
+        if "name" not in schedule:
+            raise ConfigError(f"train.schedule.name is missing; valid names: {', '.join(sorted(_schedules()))}")
+        name = schedule.pop("name")
+        fn = _call("train.schedule.name", _checks.lookup, "schedule", name, _schedules())
+        first = _options("train.schedule", f"schedule {name!r}", fn, schedule, skip=1)
+        learning_rate = _build("train.schedule", functools.partial(fn, train.learning_rate), schedule, first)
+    factory = getattr(optim, train.optimizer.lower())
+    _options("train.optimizer_options", f"optimizer {train.optimizer!r}", factory, train.optimizer_options,
+             fixed=("learning_rate",))
+    rate_key = "train.schedule" if train.schedule is not None else "train.learning_rate"
+    _build("train.optimizer_options", functools.partial(optim.get, train.optimizer),
+           {"learning_rate": learning_rate, **train.optimizer_options}, keys={"learning_rate": rate_key})
+    classes, fixed = _callback_classes()
+    _unknown(list(config.callbacks), list(classes), "callbacks.")
+    for name, kwargs in config.callbacks.items():
+        given = fixed.get(name, {})
+        _options(f"callbacks.{name}", f"callback {name!r}", classes[name], kwargs, fixed=tuple(given))
+        _build(f"callbacks.{name}", functools.partial(classes[name], **given), kwargs)
+    return config
+
+
+def _schedules() -> Mapping[str, Callable[..., Any]]:
+    """Schedule name -> factory(lr0, **options), the table train.schedule.name picks from."""
+    from jdl.train import run
+
+    return run._SCHEDULES
+
+
+def _callback_classes() -> tuple[dict[str, Callable[..., Any]], dict[str, dict[str, Any]]]:
+    """Config name -> callback class, as jdl.train.run builds them; and the arguments the run sets itself."""
+    from jdl import callbacks as cb
+
+    classes = dict(early_stopping=cb.EarlyStopping, reduce_lr_on_plateau=cb.ReduceLROnPlateau, model_checkpoint=cb.ModelCheckpoint,
+                   terminate_on_nan=cb.TerminateOnNaN, tensorboard=cb.TensorBoard, gradient_monitor=cb.GradientMonitor)
+    return classes, {"model_checkpoint": {"filepath": "OUT/checkpoints/best"}, "tensorboard": {"log_dir": "OUT/tensorboard"}}
+
+
+def _loader(name: Any) -> Callable[..., Any]:
+    """The registered loader of data set `name`; a ConfigError naming data.name when there is none."""
+    from jdl.data import datasets
+
+    return _call("data.name", _checks.lookup, "data set", name, datasets._REGISTRY)
+
+
+def _line(err: BaseException) -> str:
+    """An exception's message on one line."""
+    return " ".join(str(err).split())
+
+
+def _call(key: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """fn(*args, **kwargs); its ValueError or TypeError becomes a ConfigError naming `key`."""
+    try:
+        return fn(*args, **kwargs)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{key}: {_line(err)}") from None
+
+
+def _keywords(fn: Callable[..., Any], skip: int = 0) -> tuple[list[str], dict[str, Any], bool]:
+    """fn's keyword parameters after the first `skip` (Flax's parent/name left out), their defaults, and **kwargs."""
+    params = list(inspect.signature(fn).parameters.values())[skip:]
+    if isinstance(fn, type) and dataclasses.is_dataclass(fn):
+        params = [p for p in params if p.name not in ("parent", "name")]
+    keywordable = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    named = [p for p in params if p.kind in keywordable]
+    defaults = {p.name: p.default for p in named if p.default is not inspect.Parameter.empty}
+    return [p.name for p in named], defaults, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _options(where: str, kind: str, fn: Callable[..., Any], options: Mapping[str, Any], *, skip: int = 0,
+             fixed: Sequence[str] = ()) -> list[str]:
+    """ConfigError for an option fn does not take, one in `fixed` (the run sets it) or a needed one missing.
+
+    Returns the keywords fn needs (those without a default)."""
+    accepted, defaults, anything = _keywords(fn, skip)
+    valid = [k for k in accepted if k not in fixed]
+    for key in options:
+        if key in fixed:
+            raise ConfigError(f"{where}.{key}: jdl train sets {key} itself; remove it")
+        if key not in valid and not anything:
+            _call(f"{where}.{key}", _checks.lookup, f"{kind} option", key, dict.fromkeys(valid))
+            raise ConfigError(f"{where}.{key}: option names are lowercase; did you mean {key.lower()!r}?")
+    needed = [k for k in valid if k not in defaults]
+    missing = [k for k in needed if k not in options]
+    if missing:
+        raise ConfigError(f"{where}.{missing[0]} is missing: {kind} needs {', '.join(needed)}")
+    return needed
+
+
+def _build(where: str, build: Callable[..., Any], options: Mapping[str, Any], first: Sequence[str] = (),
+           keys: Mapping[str, str] | None = None) -> Any:
+    """build(**options); on failure a ConfigError naming the option that fails first when added one at a time
+    after the needed ones (`first`). `keys` maps an option to the config key to name (default where.OPTION)."""
+    mistakes = (ValueError, TypeError, ImportError)
+    try:
+        return build(**options)
+    except mistakes as err:
+        error = err
+    added = {k: options[k] for k in first}
+    for key in [None, *(k for k in options if k not in first)]:
+        if key is not None:
+            added[key] = options[key]
+        try:
+            build(**added)
+        except mistakes as err:
+            name = where if key is None else (keys or {}).get(key, f"{where}.{key}")
+            raise ConfigError(f"{name}: {_line(err)}") from None
+    raise ConfigError(f"{where}: {_line(error)}") from None
+
+
+def _in_range(key: str, value: Any, low: float, high: float | None = None) -> None:
+    """ConfigError unless low <= value (< high): the ranges Trainer.fit accepts, checked before anything runs."""
+    if value < low or (high is not None and not value < high):
+        wanted = f">= {low}" if high is None else f"in [{low}, {high})"
+        raise ConfigError(f"{key} must be {wanted}, got {value!r}")

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,59 @@ def test_missing_and_malformed_files(tmp_path):
         C.load(tmp_path / "nope.toml")
     with pytest.raises(C.ConfigError, match="not valid TOML"):
         C.load(write(tmp_path, "name = \n"))
+
+
+DIGITS = Path(__file__).resolve().parents[1] / "examples" / "configs" / "digits_mlp.toml"
+
+
+def test_the_example_config_passes_every_check_unchanged():
+    config = C.load(DIGITS)
+    assert C.check(config) is config and config.data.options == {"test_size": 0.2, "seed": 0}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.activation=rellu", r"^model\.activation: unknown activation 'rellu'\. Did you mean 'relu'"),
+    ("model.kernel_init=he_norml", r"^model\.kernel_init: unknown initializer 'he_norml'\. Did you mean 'he_normal'"),
+    ("model.dropout=1.5", r"^model\.dropout: dropout must be in \[0, 1\), got 1\.5$"),
+    ("model.hidden=[64, 0]", r"^model\.hidden: hidden widths must be > 0, got 0$"),
+    ("data.name=mnsit", r"^data\.name: unknown data set 'mnsit'\. Did you mean 'mnist'"),
+    ("data.name=mnist", r"^data\.options\.path is missing: data set 'mnist' reads local files"),
+    ("data.options.tset_size=0.3", r"^data\.options\.tset_size: unknown data set 'digits' option 'tset_size'\. Did you mean 'test_size'"),
+    ("data.options.Seed=1", r"^data\.options\.Seed: option names are lowercase; did you mean 'seed'\?$"),
+    ("data.validation_split=1.0", r"^data\.validation_split must be in \[0\.0, 1\.0\), got 1\.0$"),
+    ("train.loss=mse2", r"^train\.loss: unknown loss 'mse2'\. Did you mean 'mse'"),
+    ("train.metrics=['accuracy', 'acuracy']", r"^train\.metrics: unknown metric 'acuracy'\. Did you mean 'accuracy'"),
+    ("train.epochs=0", r"^train\.epochs must be >= 1, got 0$"),
+    ("train.batch_size=0", r"^train\.batch_size must be >= 1, got 0$"),
+    ("train.optimizer=adamm", r"^train\.optimizer: unknown optimizer 'adamm'\. Did you mean 'adam' or 'adamw'\? Valid names: "),
+    ("train.learning_rate=-1", r"^train\.learning_rate: learning_rate must be >= 0, got -1\.0$"),
+    ("train.optimizer_options={momentum = 0.9}", r"^train\.optimizer_options\.momentum: unknown optimizer 'adam' option 'momentum'\. Valid names: beta_1"),
+    ("train.optimizer_options={learning_rate = 0.1}", r"^train\.optimizer_options\.learning_rate: jdl train sets learning_rate itself"),
+    ("train.schedule={name = 'cosin', epochs = 10}", r"^train\.schedule\.name: unknown schedule 'cosin'\. Did you mean 'cosine'\? Valid names: "),
+    ("train.schedule={epochs = 10}", r"^train\.schedule\.name is missing; valid names: cosine, exponential"),
+    ("train.schedule={name = 'cosine'}", r"^train\.schedule\.epochs is missing: schedule 'cosine' needs epochs$"),
+    ("train.schedule={name = 'cosine', epochs = 10, alpha = 2.0}", r"^train\.schedule\.alpha: alpha must be in \[0, 1\], got 2\.0$"),
+    ("callbacks.early_stopping.patence=5", r"^callbacks\.early_stopping\.patence: unknown callback 'early_stopping' option 'patence'\. Did you mean 'patience'"),
+    ("callbacks.early_stopping.patience=-1", r"^callbacks\.early_stopping\.patience: patience must be >= 0, got -1$"),
+    ("callbacks.model_checkpoint={mode = 'maximum'}", r"^callbacks\.model_checkpoint\.mode: mode must be one of \['auto', 'min', 'max'\]"),
+    ("callbacks.model_checkpoint={filepath = 'here'}", r"^callbacks\.model_checkpoint\.filepath: jdl train sets filepath itself"),
+    ("callbacks.gradient_monitor={every = 0}", r"^callbacks\.gradient_monitor\.every: every must be > 0, got 0$"),
+])
+def test_every_name_and_option_is_checked_on_load(override, message):
+    with pytest.raises(C.ConfigError, match=message) as caught:
+        C.load(DIGITS, [override])
+    assert "\n" not in str(caught.value)
+
+
+def test_a_new_data_set_drops_the_options_it_does_not_take(capsys, tmp_path):
+    config = C.load(DIGITS, ["data.name=mnist", f"data.options.path={tmp_path}", "data.options.split=test"])
+    assert config.data.options == {"path": str(tmp_path), "split": "test"}
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "dropped data.options test_size, seed" in err[0] and "takes path, split, flatten" in err[0]
+    assert C.load(DIGITS, ["data.name=iris"]).data.options == {"test_size": 0.2, "seed": 0}
+    assert C.load(DIGITS, ["data.name=mnist", f"data.options={{path = '{tmp_path}'}}"]).data.options == {"path": str(tmp_path)}
+    assert capsys.readouterr().err == ""
+    with pytest.raises(C.ConfigError, match=r"^data\.options\.seed: unknown data set 'mnist' option 'seed'"):
+        C.load(DIGITS, ["data.name=mnist", f"data.options.path={tmp_path}", "data.options.seed=1"])
+    with pytest.raises(C.ConfigError, match=r"^data\.options\.test_size: unknown data set 'mnist' option"):
+        C.load(write(tmp_path, DIGITS.read_text().replace('name = "digits"', 'name = "mnist"')))
