@@ -1,27 +1,36 @@
-"""jdl: a JAX functional deep-learning toolkit (Flax models, Optax training, gradient diagnostics)."""
+"""jdl: a JAX functional deep-learning toolkit (Flax models, Optax training, gradient diagnostics).
 
-from importlib.metadata import PackageNotFoundError, version
+Submodules load on first use (PEP 562), so `import jdl` costs almost nothing and `jdl.Trainer`
+loads only the engine, not the diagnostics, the data sets or the checkpointing library.
+"""
 
-from jdl import callbacks, data, diagnostics, losses, metrics, models, nn, optim, train
-from jdl.train import History, TrainState, Trainer
+from __future__ import annotations
 
-try:
-    __version__ = version("jdl")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.1.0"
+import importlib
+from typing import Any
 
-__all__ = [
-    "History",
-    "TrainState",
-    "Trainer",
-    "__version__",
-    "callbacks",
-    "data",
-    "diagnostics",
-    "losses",
-    "metrics",
-    "models",
-    "nn",
-    "optim",
-    "train",
-]
+_SUBMODULES = ("callbacks", "config", "data", "diagnostics", "losses", "metrics", "models", "nn", "optim", "runs",
+               "train")
+_FROM_TRAIN = ("History", "TrainState", "Trainer")
+
+__all__ = ["History", "TrainState", "Trainer", "__version__", "callbacks", "data", "diagnostics", "losses",
+           "metrics", "models", "nn", "optim", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"jdl.{name}")
+    if name in _FROM_TRAIN:
+        return getattr(importlib.import_module("jdl.train"), name)
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("jdl")
+        except PackageNotFoundError:  # running from a source tree that was not installed
+            return "0.1.0"
+    raise AttributeError(f"module 'jdl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

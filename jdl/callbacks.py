@@ -34,13 +34,11 @@ REGISTRY: dict[str, Callable[..., Callback]] = {
     "terminate_on_nan": TerminateOnNaN,
     "tensorboard": TensorBoard,
     "gradient_monitor": GradientMonitor,
-    "csv_logger": CSVLogger,
-    "backup_and_restore": BackupAndRestore,
 }
 
 
 def names() -> list[str]:
-    """The callback names configs accept (snake_case of the Keras class names)."""
+    """The callback names a run config accepts under [callbacks] (snake_case of the class names)."""
     return sorted(REGISTRY)
 
 

@@ -40,7 +40,7 @@ def _train(args: argparse.Namespace) -> int:
         config = config_lib.load(args.config, args.set)
     except (ValueError, TypeError) as err:  # ConfigError, or a check that escaped it: the user's config
         return _error(args.command, err)
-    from jdl.train import run as run_lib
+    from jdl import runs as run_lib
 
     out = Path(args.out) if args.out is not None else Path("runs") / config.name
     summary = run_lib.run(config, out, resume=args.resume, verbose=args.verbose)

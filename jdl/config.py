@@ -91,8 +91,6 @@ class RunConfig:
         }
 
 
-CALLBACKS = ("early_stopping", "reduce_lr_on_plateau", "model_checkpoint", "terminate_on_nan", "tensorboard",
-             "gradient_monitor")
 _TOP = ("name", "seed", "data", "model", "train", "callbacks")
 
 
@@ -155,7 +153,7 @@ def from_dict(raw: Mapping[str, Any]) -> RunConfig:
     callbacks = raw.get("callbacks", {})
     if not isinstance(callbacks, Mapping):
         raise ConfigError("[callbacks] must be a table")
-    _unknown(list(callbacks), list(CALLBACKS), "callbacks.")
+    _unknown(list(callbacks), sorted(_callback_classes()[0]), "callbacks.")
     for key, options in callbacks.items():
         if not isinstance(options, Mapping):
             raise ConfigError(f"callbacks.{key} must be a table of the callback's arguments, got {options!r}")
@@ -265,7 +263,6 @@ def check(config: RunConfig) -> RunConfig:
     choices, closest matches first.
     """
     from jdl import losses, metrics, models, optim
-    from jdl.train.run import _frozen  # TOML arrays as tuples, as the run gives them to the model
 
     data, train = config.data, config.train
     loader = _loader(data.name)
@@ -276,7 +273,7 @@ def check(config: RunConfig) -> RunConfig:
     _in_range("data.validation_split", data.validation_split, 0.0, 1.0)
     cls = _call("model.name", models.get, config.model.name)
     first = _options("model", f"model {config.model.name!r}", cls, config.model.options)
-    _build("model", lambda **kw: cls(**{k: _frozen(v) for k, v in kw.items()}), config.model.options, first)
+    _build("model", lambda **kw: cls(**{k: frozen(v) for k, v in kw.items()}), config.model.options, first)
     _call("train.loss", losses.get, train.loss)
     for name in train.metrics:
         _call("train.metrics", metrics.get, name)
@@ -309,25 +306,33 @@ def check(config: RunConfig) -> RunConfig:
 
 def _schedules() -> Mapping[str, Callable[..., Any]]:
     """Schedule name -> factory(lr0, **options), the table train.schedule.name picks from."""
-    from jdl.train import run
+    from jdl.optim import schedules
 
-    return run._SCHEDULES
+    return schedules.SCHEDULES
 
 
-def _callback_classes() -> tuple[dict[str, Callable[..., Any]], dict[str, dict[str, Any]]]:
-    """Config name -> callback class, as jdl.train.run builds them; and the arguments the run sets itself."""
-    from jdl import callbacks as cb
+def _callback_classes() -> tuple[Mapping[str, Callable[..., Any]], dict[str, dict[str, Any]]]:
+    """Config name -> callback class (`jdl.callbacks.REGISTRY`), and the arguments the run sets itself."""
+    from jdl import callbacks
 
-    classes = dict(early_stopping=cb.EarlyStopping, reduce_lr_on_plateau=cb.ReduceLROnPlateau, model_checkpoint=cb.ModelCheckpoint,
-                   terminate_on_nan=cb.TerminateOnNaN, tensorboard=cb.TensorBoard, gradient_monitor=cb.GradientMonitor)
-    return classes, {"model_checkpoint": {"filepath": "OUT/checkpoints/best"}, "tensorboard": {"log_dir": "OUT/tensorboard"}}
+    return callbacks.REGISTRY, {"model_checkpoint": {"filepath": "OUT/checkpoints/best"},
+                                "tensorboard": {"log_dir": "OUT/tensorboard"}}
+
+
+def frozen(value: Any) -> Any:
+    """TOML arrays as tuples, so the model built from a config is hashable like one written in Python."""
+    if isinstance(value, list):
+        return tuple(frozen(v) for v in value)
+    if isinstance(value, dict):
+        return {k: frozen(v) for k, v in value.items()}
+    return value
 
 
 def _loader(name: Any) -> Callable[..., Any]:
     """The registered loader of data set `name`; a ConfigError naming data.name when there is none."""
     from jdl.data import datasets
 
-    return _call("data.name", _checks.lookup, "data set", name, datasets._REGISTRY)
+    return _call("data.name", datasets.loader, name)
 
 
 def _line(err: BaseException) -> str:

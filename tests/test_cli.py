@@ -9,7 +9,7 @@ import pytest
 
 import jdl
 from jdl.cli import build_parser, main
-from jdl.train import run as run_lib
+from jdl import runs as run_lib
 
 
 def test_help_lists_subcommands():

@@ -17,8 +17,6 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
-from sklearn import datasets as _sk
-from sklearn.model_selection import train_test_split
 
 from jdl._checks import check_choice, check_number, describe, lookup
 
@@ -30,6 +28,13 @@ FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
+
+
+def _sklearn() -> Any:
+    """scikit-learn's `datasets`, imported on first use (with scipy it takes most of a second)."""
+    from sklearn import datasets
+
+    return datasets
 
 
 class Dataset(NamedTuple):
@@ -74,6 +79,13 @@ def _check_options(name: str, loader: Loader, options: dict[str, Any]) -> None:
     unknown = [k for k in options if k not in accepted]
     if unknown:
         raise TypeError(f"data set {name!r} got unknown option(s) {unknown}; it accepts {accepted}")
+
+
+def loader(name: str) -> Loader:
+    """The loader function registered under `name` (its keywords are the data set's options)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a data-set name (str), got {describe(name)}")
+    return lookup("data set", name, _REGISTRY)
 
 
 def load(name: str, **options: Any) -> Dataset:
@@ -130,6 +142,8 @@ def _train_test(
             f"split needs at least {num_classes} (one per class) in each"
         )
     index = np.arange(n)
+    from sklearn.model_selection import train_test_split
+
     train_index, test_index = train_test_split(
         index, test_size=n_test, random_state=seed, shuffle=True, stratify=y if stratify else None
     )
@@ -147,7 +161,7 @@ def _info(name: str, task: str, input_shape: tuple[int, ...], source: str, **ext
 def _load_digits(*, test_size: float = 0.2, seed: int = 0, stratify: bool = True, as_images: bool = False) -> Dataset:
     """8×8 handwritten digits (1797), pixels /16 in [0, 1]; x (n, 64), or (n, 8, 8, 1) with as_images."""
     _check_bool(as_images, "as_images")
-    bunch = _sk.load_digits()
+    bunch = _sklearn().load_digits()
     x = (bunch.data / 16.0).astype(np.float32)
     y = bunch.target.astype(np.int32)
     x_tr, y_tr, x_te, y_te, extra = _train_test(x, y, test_size=test_size, seed=seed, stratify=stratify, num_classes=10)
@@ -179,13 +193,13 @@ def _from_sklearn(name: str, bunch: Any, source: str, test_size: Any, seed: Any,
 
 def _load_iris(*, test_size: float = 0.2, seed: int = 0, stratify: bool = True) -> Dataset:
     """Fisher's iris: 150 flowers, 4 measurements (cm), 3 species."""
-    return _from_sklearn("iris", _sk.load_iris(), "scikit-learn load_iris", test_size, seed, stratify)
+    return _from_sklearn("iris", _sklearn().load_iris(), "scikit-learn load_iris", test_size, seed, stratify)
 
 
 def _load_breast_cancer(*, test_size: float = 0.2, seed: int = 0, stratify: bool = True) -> Dataset:
     """Wisconsin diagnostic breast cancer: 569 tumours, 30 features, malignant (0) / benign (1)."""
     return _from_sklearn(
-        "breast_cancer", _sk.load_breast_cancer(), "scikit-learn load_breast_cancer (UCI WDBC)",
+        "breast_cancer", _sklearn().load_breast_cancer(), "scikit-learn load_breast_cancer (UCI WDBC)",
         test_size, seed, stratify,
     )
 
@@ -258,7 +272,7 @@ def _load_moons(*, n: int = 1000, noise: float = 0.1, test_size: float = 0.2, se
         raise ValueError(f"n must be >= 8, got {n!r}")
     check_number(noise, "noise", nonnegative=True)
     _check_seed(seed)
-    x, y = _sk.make_moons(n_samples=n, noise=noise, random_state=seed)
+    x, y = _sklearn().make_moons(n_samples=n, noise=noise, random_state=seed)
     x, y = x.astype(np.float32), y.astype(np.int32)
     x_tr, y_tr, x_te, y_te, extra = _train_test(x, y, test_size=test_size, seed=seed, stratify=True, num_classes=2)
     info = _info(

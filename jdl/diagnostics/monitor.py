@@ -1,4 +1,4 @@
-"""`GradientMonitor`: gradient statistics recorded inside the compiled training step, read once per epoch.
+"""`GradientMonitor`: gradient statistics recorded inside the compiled training step (a StepHook), read once per epoch.
 
 Every `every` steps the step also computes, from the gradient it already has: per-layer gradient,
 parameter and update norms and finiteness; optionally per-example gradient norms (exact, by the
@@ -20,13 +20,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from jdl import _checks
-from jdl.diagnostics import per_example, stats
-from jdl.train.callbacks import Callback
+from jdl._tree import layer_name
+from jdl.diagnostics import stats
+from jdl.diagnostics.per_example import core
+from jdl.train.callbacks.base import Callback
+from jdl.train.hooks import StepContext
+from jdl.train.objective import batch_size
 
 
 @dataclasses.dataclass(frozen=True)
 class Probe:
-    """What the step records and how often (hashable: it keys the compiled step)."""
+    """The GradientMonitor's step hook: what the step records and how often (hashable: it keys the compiled step)."""
 
     every: int = 1
     per_example: bool = True
@@ -34,46 +38,49 @@ class Probe:
     activations: str | None = None
     share_backward: bool = True
 
-    def shared_pass(self, objective: Any, state: Any, x: Any, y: Any,
-                    cost_fn: Any) -> per_example.SharedPass | None:
-        """The step's own pass gives per-example norms and activations when training mode is inference mode.
+    def value_and_grad(self, context: StepContext) -> tuple | None:
+        """The step's own pass, when it can also give the per-example norms and activations; else None.
 
-        That is: no batch statistics (empty model state), the training forward traces to the same
-        jaxpr as the inference forward (no active dropout, sampling or other train-only branch),
-        and every layer is covered by the fast path. Examples must not interact other than through
-        batch statistics (a parameter-free mix such as x - x.mean(0) is not detected).
+        That is when training mode is inference mode: no batch statistics (empty model state), the
+        training forward traces to the same jaxpr as the inference forward (no active dropout,
+        sampling or other train-only branch), and every layer is covered by the fast path. Examples
+        must not interact other than through batch statistics (a parameter-free mix such as
+        x - x.mean(0) is not detected).
         """
-        from jdl.train.step import forward
-
+        state = context.state
         wanted = self.per_example or self.activations is not None
         if not (wanted and self.share_backward) or state.model_state:
             return None
         shapes = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)),
-                                        (state.params, x, state.rng))
+                                        (state.params, context.x, state.rng))
 
         def traced(train):
-            fn = lambda p, xs, key: forward(state, p, xs, objective=objective, train=train, key=key)  # noqa: E731
+            def forward(p, xs, key):
+                return context.objective.forward(state.model, p, state.model_state, xs, train=train, key=key)
+
             try:
-                return str(jax.make_jaxpr(fn)(*shapes))
+                return str(jax.make_jaxpr(forward)(*shapes))
             except Exception:  # e.g. a random stream the inference forward cannot have: not shareable
                 return None
 
         training = traced(True)
         if training is None or training != traced(False):
             return None
-        batch = (x, y)
-        plan = per_example._new_plan(_example_loss(objective, state), state.params, batch, "auto")
-        n = jax.tree_util.tree_leaves(x)[0].shape[0]
-        return per_example.shared_pass(cost_fn, state.params, plan, n)
+        plan = core.make_plan(context.example_cost, state.params, (context.x, context.y), "auto")
+        shared = core.shared_pass(context.cost_fn, state.params, plan, batch_size(context.x))
+        if shared is None:
+            return None
+        (cost, aux), grads, captures = shared.value_and_grad(context.cost_fn, state.params)
+        return (cost, aux), grads, (shared, captures)
 
-    def record(self, objective: Any, state: Any, grads: Any, new_state: Any, x: Any, y: Any, w: jax.Array,
-               index: jax.Array | None, shared: tuple[per_example.SharedPass, Any] | None = None) -> dict[str, Any]:
+    def record(self, context: StepContext, extra: Any) -> dict[str, Any]:
         """Statistics of this step when step % every == 0, zeros otherwise (and "on" says which).
 
-        shared: (SharedPass, captures) when the step computed its gradient by `SharedPass.value_and_grad`.
+        extra: (SharedPass, captures) when the step's gradient came from `value_and_grad`, else None.
         """
+        state = context.state
         on = state.step % self.every == 0
-        compute = lambda: self._compute(objective, state, grads, new_state, x, y, w, shared)  # noqa: E731
+        compute = lambda: self._compute(context, extra)  # noqa: E731
         if self.every == 1:
             values = compute()
         else:
@@ -83,31 +90,29 @@ class Probe:
         values["on"] = on
         values["step"] = state.step
         if self.per_example:
-            values["index"] = index if index is not None else jnp.arange(w.shape[0])
+            values["index"] = context.index if context.index is not None else jnp.arange(context.w.shape[0])
         return values
 
-    def _compute(self, objective, state, grads, new_state, x, y, w, shared):
+    def _compute(self, context: StepContext, shared: Any) -> dict[str, Any]:
+        state, grads, w = context.state, context.grads, context.w
         out: dict[str, Any] = {
             "grad_norm": stats.layer_norms(grads),
             "param_norm": stats.layer_norms(state.params),
-            "update_ratio": stats.update_ratios(state.params, new_state.params),
+            "update_ratio": stats.update_ratios(state.params, context.new_state.params),
             "finite": {name: jnp.all(jnp.asarray([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
                        for name, leaves in _layer_leaves(grads).items()},
         }
         if shared is not None and self.per_example:
             out["example_norm"] = shared[0].example_norms(shared[1], w)
         if (self.per_example and shared is None) or self.moments:
-            example_loss = _example_loss(objective, state)
-            batch = (x, y)
-            plan = per_example._new_plan(example_loss, state.params, batch, "auto")
+            batch = (context.x, context.y)
+            plan = core.make_plan(context.example_cost, state.params, batch, "auto")
             if self.per_example and shared is None:
-                leaf_sq = (per_example._leaf_sq_norms_vmap(example_loss, state.params, batch, None) if plan is None
-                           else per_example._leaf_sq_norms_fast(example_loss, state.params, batch, plan, None))
+                leaf_sq = core.leaf_sq_norms(context.example_cost, state.params, batch, plan)
                 out["example_norm"] = jnp.where(w > 0, jnp.sqrt(sum(leaf_sq[1:], leaf_sq[0])), 0.0)
             if self.moments:
                 keep = w > 0
-                total, squares = per_example._moments(example_loss, state.params, batch, plan=plan, chunk_size=None,
-                                                      mask=keep)
+                total, squares = core.moments(context.example_cost, state.params, batch, plan, mask=keep)
                 count = jnp.maximum(jnp.sum(keep), 2)
                 out["gsnr"] = stats.gsnr(total, squares, count)
                 out["noise_scale"] = stats.noise_scale(total, squares, count)
@@ -115,31 +120,16 @@ class Probe:
             if shared is not None:
                 z = shared[0].preactivations(shared[1])
             else:
-                variables = {"params": state.params, **state.model_state}
-                z = stats.preactivations(state.apply_fn, variables, x, **dict(objective.eval_kwargs))
+                z = stats.preactivations(state.apply_fn, state.variables, context.x,
+                                         **dict(context.objective.eval_kwargs))
             out["activations"] = {name: stats.activation_stats(value, self.activations) for name, value in z.items()}
         return out
-
-
-def _example_loss(objective: Any, state: Any) -> Any:
-    """loss(params, x_i, y_i): one example's cost (weight 1, no penalty) in inference mode."""
-    from jdl.train.step import forward, score
-
-    quiet = dataclasses.replace(objective, metrics={}, probe=None)
-
-    def example_loss(params, xi, yi):
-        xb = jax.tree_util.tree_map(lambda a: a[None], xi)
-        yb = jax.tree_util.tree_map(lambda a: a[None], yi)
-        outputs, _, added = forward(state, params, xb, objective=quiet, train=False, key=state.rng)
-        return score(quiet, yb, outputs, jnp.ones((1,), jnp.float32), added)[0]
-
-    return example_loss
 
 
 def _layer_leaves(tree: Any) -> dict[str, list[jax.Array]]:
     out: dict[str, list[jax.Array]] = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        out.setdefault(per_example.layer_name(path), []).append(leaf)
+        out.setdefault(layer_name(path), []).append(leaf)
     return out
 
 
@@ -175,8 +165,10 @@ class GradientMonitor(Callback):
         self._warned: set[str] = set()
         self.probe: Probe | None = None
 
-    def bind(self, model: Any) -> Probe:
-        """The probe for `model` (resolves the activation name from the model when asked to)."""
+    holds_state = False
+
+    def step_hook(self, model: Any) -> Probe:
+        """The probe for `model`, run inside the compiled step (resolves the activation name from the model)."""
         from jdl.nn import activations as activations_lib
 
         name = self.activations
@@ -190,9 +182,8 @@ class GradientMonitor(Callback):
         self.probe = Probe(self.every, self.per_example, self.moments, name, self.share_backward)
         return self.probe
 
-    def on_train_batch_end(self, steps, state, logs):
-        if "monitor" in logs:
-            self._pending.append(logs["monitor"])
+    def on_step_records(self, records):
+        self._pending.append(records)
 
     def on_epoch_end(self, epoch, state, logs):
         pending, self._pending = jax.device_get(self._pending), []

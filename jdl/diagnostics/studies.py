@@ -23,7 +23,6 @@ import numpy as np
 import optax
 
 from jdl import _checks
-from jdl.diagnostics.rnn_studies import adding_study, copy_study, rnn_study
 from jdl.nn import activations as activations_lib
 from jdl.nn import initializers as initializers_lib
 

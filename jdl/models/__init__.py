@@ -44,17 +44,16 @@ def get(name: str) -> Any:
     return _checks.lookup("model", name, _TABLE)
 
 
-_MOVED = {"load_params": "jdl.train.checkpoint", "train_word2vec": "jdl.train.word2vec"}
-
-
 def __getattr__(name: str) -> Any:
     """Deprecated aliases (one release): training and checkpoint loading moved to jdl.train (models import nothing of it)."""
-    if name in _MOVED:
-        import importlib
-        import warnings
+    if name == "load_params":
+        from jdl.models import transfer
 
-        warnings.warn(f"jdl.models.{name} moved to {_MOVED[name]}.{name}", DeprecationWarning, stacklevel=2)
-        return getattr(importlib.import_module(_MOVED[name]), name)
+        return transfer.load_params
+    if name == "train_word2vec":
+        from jdl.models import word2vec
+
+        return word2vec.train_word2vec
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -13,7 +13,6 @@ Parameter paths are '/'-joined keys, as `jdl.optim.parameter_paths` prints them 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 

@@ -7,7 +7,6 @@ negative-sampling objective. `jdl.train.word2vec.train_word2vec` runs the whole 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 

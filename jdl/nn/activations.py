@@ -7,7 +7,6 @@ everywhere (the reason the perceptron rule is not gradient descent).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jdl import losses as losses_lib
 from jdl.optim.penalty import l2_penalty
@@ -151,8 +152,8 @@ class Objective:
 def make_values(objective: Objective, loss_weights: Mapping[Any, float], l2: float | None) -> CostValues:
     """The CostValues of `objective` for these numbers (float32 scalars)."""
     return CostValues(
-        tuple(jnp.asarray(loss_weights.get(h.name, 1.0), jnp.float32) for h in objective.heads),
-        jnp.asarray(0.0 if l2 is None else l2, jnp.float32),
+        tuple(np.float32(loss_weights.get(h.name, 1.0)) for h in objective.heads),
+        np.float32(0.0 if l2 is None else l2),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -122,22 +122,23 @@ def create_state(
     if not leaves:
         raise ValueError("sample_input must hold at least one array, got an empty pytree")
     for leaf in leaves:
-        _checks.as_array(leaf, "sample_input")
+        if _dtype_kind(leaf) not in "biuf":
+            raise TypeError(f"sample_input must hold numeric arrays, got {_checks.describe(leaf)}")
     opt = as_optimizer(optimizer)
     structure = opt.structure(steps_per_epoch)
-    values = {k: jnp.asarray(v, jnp.float32) for k, v in opt.values().items() if v is not None}
+    values = {k: np.float32(v) for k, v in opt.values().items() if v is not None}
     init = _initializer(model, structure)
-    seed_array = jnp.asarray(seed, jnp.uint32)
+    seed_array = np.uint32(seed)
     shapes = init.eval_shape(seed_array, sample_input, values)
     opt.check_params(shapes[0])
     params, model_state, opt_state, rng = init(seed_array, sample_input, values)
     return TrainState(
-        step=jnp.zeros((), jnp.int32),
+        step=jax.device_put(np.int32(0)),
         params=params,
         opt_state=opt_state,
         model_state=model_state,
         rng=rng,
-        examples=jnp.zeros((), jnp.float32),
+        examples=jax.device_put(np.float32(0)),
         model=model,
         optimizer=structure,
         input_spec=input_spec(sample_input),
@@ -147,6 +148,9 @@ def create_state(
 def input_spec(x: Any) -> tuple[tuple[str, tuple[int, ...], str], ...]:
     """(path, shape without the batch axis, dtype kind) of every input leaf: what the model was built for."""
     flat = jax.tree_util.tree_flatten_with_path(x)[0]
-    return tuple(
-        (jax.tree_util.keystr(path), tuple(jnp.shape(leaf)[1:]), jnp.asarray(leaf).dtype.kind) for path, leaf in flat
-    )
+    return tuple((jax.tree_util.keystr(path), tuple(np.shape(leaf)[1:]), _dtype_kind(leaf)) for path, leaf in flat)
+
+
+def _dtype_kind(leaf: Any) -> str:
+    """The NumPy dtype kind ("f", "i", ...) of an array or array-like, without moving it to a device."""
+    return np.dtype(leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype).kind

@@ -1,8 +1,13 @@
-"""`jdl train`: the run directory, refusing to overwrite, and exact resume after a kill."""
+"""`jdl train` (jdl.runs): the run directory, refusing to overwrite, exact resume after a kill, and resuming a run of an earlier release.
+
+Everything runs in-process through `jdl.cli.main`, except the run that is killed (a real process,
+SIGKILLed mid-run) and one smoke test of the real `jdl train` command.
+"""
 
 import csv
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,8 +18,12 @@ import jax
 import numpy as np
 import pytest
 
+from jdl import cli
 from jdl import config as config_lib
-from jdl.train import checkpoint, run
+from jdl import runs as run
+from jdl.train import checkpoint
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 CONFIG = """
 name = "iris_resume"
@@ -39,8 +48,16 @@ reduce_lr_on_plateau = {{ patience = 3, factor = 0.5 }}
 
 
 def jdl_train(*args, **popen):
+    """`jdl train ARGS --verbose 0` as a real process."""
     command = [sys.executable, "-m", "jdl.cli", "train", *map(str, args), "--verbose", "0"]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def train(capsys, *args):
+    """(exit code, stdout, stderr) of `jdl train ARGS --verbose 0`, in this process."""
+    code = cli.main(["train", *map(str, args), "--verbose", "0"])
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 def final_arrays(out: Path, config_path: Path):
@@ -50,13 +67,12 @@ def final_arrays(out: Path, config_path: Path):
     return state, record
 
 
-def test_run_directory_and_refusal_to_overwrite(tmp_path):
+def test_run_directory_and_refusal_to_overwrite(tmp_path, capsys):
     config_path = tmp_path / "run.toml"
     config_path.write_text(CONFIG.format(epochs=3))
     out = tmp_path / "out"
-    process = jdl_train(config_path, "--out", out)
-    stdout, stderr = process.communicate(timeout=300)
-    assert process.returncode == 0, stderr
+    code, stdout, stderr = train(capsys, config_path, "--out", out)
+    assert code == 0, stderr
     assert "iris_resume: 3 epochs" in stdout
     assert json.loads((out / "config.json").read_text())["train"]["epochs"] == 3
     rows = list(csv.DictReader((out / "metrics.csv").open()))
@@ -75,23 +91,18 @@ def test_run_directory_and_refusal_to_overwrite(tmp_path):
     assert page.count("<img") == 6 and json.loads((out / "report.json").read_text())["summary"]["epochs_run"] == 3
 
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    again = jdl_train(config_path, "--out", out)
-    _, stderr = again.communicate(timeout=300)
-    assert again.returncode == 2 and "already holds a run; use --resume" in stderr
+    code, _, stderr = train(capsys, config_path, "--out", out)
+    assert code == 2 and "already holds a run; use --resume" in stderr
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
-    changed = jdl_train(config_path, "--out", out, "--resume", "--set", "train.learning_rate=0.5")
-    _, stderr = changed.communicate(timeout=300)
-    assert changed.returncode == 2 and "the config differs" in stderr
+    code, _, stderr = train(capsys, config_path, "--out", out, "--resume", "--set", "train.learning_rate=0.5")
+    assert code == 2 and "the config differs" in stderr
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_same_parameters(tmp_path):
+def test_killed_run_resumes_to_the_same_parameters(tmp_path, capsys):
     config_path = tmp_path / "run.toml"
     config_path.write_text(CONFIG.format(epochs=25))
     whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
-    reference = jdl_train(config_path, "--out", whole)
-    _, stderr = reference.communicate(timeout=300)
-    assert reference.returncode == 0, stderr
 
     victim = jdl_train(config_path, "--out", interrupted)
     deadline = time.time() + 240
@@ -105,9 +116,10 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     killed_at = checkpoint.latest_step(interrupted / run.LATEST)
     assert killed_at < 24
 
-    resumed = jdl_train(config_path, "--out", interrupted, "--resume")
-    _, stderr = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, stderr
+    code, _, stderr = train(capsys, config_path, "--out", interrupted, "--resume")
+    assert code == 0, stderr
+    code, _, stderr = train(capsys, config_path, "--out", whole)
+    assert code == 0, stderr
 
     a, record_a = final_arrays(whole, config_path)
     b, record_b = final_arrays(interrupted, config_path)
@@ -123,13 +135,45 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     assert summary_a["test"] == summary_b["test"] and summary_a["epochs_run"] == summary_b["epochs_run"] == 25
 
 
+MAIN_JOB = Path(__file__).resolve().parents[1] / "examples" / "configs" / "digits_mlp.toml"
+
+
 @pytest.mark.slow
-def test_readme_main_job_reaches_97_percent_on_digits(tmp_path):
-    main_job = Path(__file__).resolve().parents[2] / "examples" / "configs" / "digits_mlp.toml"
+def test_readme_main_job_reaches_97_percent_on_digits(tmp_path, capsys):
     started = time.time()
-    process = jdl_train(main_job, "--out", tmp_path / "digits")
-    stdout, stderr = process.communicate(timeout=300)
-    assert process.returncode == 0, stderr
+    code, _, stderr = train(capsys, MAIN_JOB, "--out", tmp_path / "digits")
+    assert code == 0, stderr
     summary = json.loads((tmp_path / "digits" / "summary.json").read_text())
     assert summary["test"]["accuracy"] >= 0.97, summary["test"]
     assert time.time() - started < 120
+
+
+def test_the_real_jdl_train_command_writes_a_run_directory(tmp_path):
+    process = subprocess.run([sys.executable, "-m", "jdl.cli", "train", str(MAIN_JOB), "--out", str(tmp_path / "smoke"),
+                              "--set", "train.epochs=1", "--verbose", "1"], capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stderr
+    assert "compiling" in process.stdout and "report.html" in process.stdout
+    assert json.loads((tmp_path / "smoke" / "summary.json").read_text())["epochs_run"] == 1
+
+
+def test_a_run_of_the_previous_release_resumes_and_reports(tmp_path, capsys):
+    """tests/fixtures/compat_v0: a run interrupted after epoch 2 of 4 by the code before the engine-core change."""
+    fixture = FIXTURES / "compat_v0"
+    shutil.copytree(fixture / "run", tmp_path / "run")
+    code, _, stderr = train(capsys, fixture / "config.toml", "--out", tmp_path / "run", "--resume")
+    assert code == 0, stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    expected = json.loads((fixture / "full_summary.json").read_text())
+    assert summary["epochs_run"] == expected["epochs_run"] == 4
+    for split in ("train", "validation", "test"):
+        for key, value in expected[split].items():
+            assert summary[split][key] == pytest.approx(value, rel=1e-5), (split, key)
+    params = checkpoint.load_params(tmp_path / "run" / run.LATEST)
+    flat = {jax.tree_util.keystr(k, simple=True, separator="/"): np.asarray(v)
+            for k, v in jax.tree_util.tree_flatten_with_path(params)[0]}
+    reference = np.load(fixture / "full_params.npz")
+    assert sorted(flat) == sorted(reference.files)
+    for name in reference.files:
+        np.testing.assert_allclose(flat[name], reference[name], rtol=1e-5, atol=1e-7)
+    assert cli.main(["report", str(tmp_path / "run")]) == 0
+    assert "<h2>Gradient norms per layer</h2>" in (tmp_path / "run" / "report.html").read_text()

@@ -1,0 +1,138 @@
+"""Batch runs (the command layer): a RunConfig -> a run directory (config.json, metrics.csv, checkpoints/, summary.json, report)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jdl import _io
+from jdl import callbacks as callbacks_lib
+from jdl import config as config_lib
+from jdl import data as data_lib
+from jdl import models, optim
+from jdl.diagnostics import report as report_lib
+from jdl.train.checkpoint import latest_step
+from jdl.train.trainer import Trainer
+
+LATEST = "checkpoints/latest"
+BEST = "checkpoints/best"
+
+def _learning_rate(train: config_lib.TrainConfig) -> Any:
+    if train.schedule is None:
+        return train.learning_rate
+    options = dict(train.schedule)
+    name = options.pop("name", None)
+    try:
+        return optim.schedules.get(name, train.learning_rate, **options)
+    except (TypeError, ValueError) as err:
+        raise config_lib.ConfigError(f"train.schedule: {err}") from None
+
+
+def build(config: config_lib.RunConfig) -> tuple[Trainer, Any]:
+    """The Trainer and the loaded data set a config describes (everything validated before training)."""
+    dataset = data_lib.load(config.data.name, **config.data.options)
+    model = models.get(config.model.name)(**{k: config_lib.frozen(v) for k, v in config.model.options.items()})
+    optimizer = optim.get(config.train.optimizer, learning_rate=_learning_rate(config.train),
+                          **config.train.optimizer_options)
+    trainer = Trainer(model, loss=config.train.loss, optimizer=optimizer, metrics=list(config.train.metrics))
+    return trainer, dataset
+
+
+def _callbacks(config: config_lib.RunConfig, out: Path) -> list[callbacks_lib.Callback]:
+    fixed = {"tensorboard": {"log_dir": str(out / "tensorboard")}}
+    result = []
+    for name, options in config.callbacks.items():
+        if name == "model_checkpoint":
+            continue
+        try:
+            result.append(callbacks_lib.get(name, **fixed.get(name, {}), **options))
+        except (TypeError, ValueError) as err:
+            raise config_lib.ConfigError(f"callbacks.{name}: {err}") from None
+    if "gradient_monitor" not in config.callbacks:
+        result.append(callbacks_lib.GradientMonitor(**DEFAULT_MONITOR))
+    best = dict(config.callbacks.get("model_checkpoint", {}))
+    best.setdefault("monitor", "val_loss" if config.data.validation_split > 0 else "loss")
+    best.setdefault("save_best_only", True)
+    best.setdefault("max_to_keep", 1)
+    result.append(callbacks_lib.ModelCheckpoint(out / BEST, **best))
+    result.append(callbacks_lib.CSVLogger(out / "metrics.csv", append=True))
+    result.append(callbacks_lib.BackupAndRestore(out / LATEST, delete_checkpoint=False))
+    return result
+
+
+DEFAULT_MONITOR = {"every": 10, "per_example": True, "moments": True}
+
+
+def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, resume: bool = False,
+        verbose: int = 1) -> dict[str, Any]:
+    """Train as `config` says, writing the run directory; returns the summary.
+
+    summary.json: train/validation/test loss and metrics of the returned state (the best
+    weights when early stopping restores them), epochs run, best epoch, the last epoch's logs.
+
+    A run directory that already holds checkpoints is never overwritten: pass resume=True to
+    continue it from its last epoch, or choose another `out`.
+    """
+    out = Path(out) if out is not None else Path("runs") / config.name
+    has_checkpoint = latest_step(out / LATEST) is not None
+    if has_checkpoint and not resume:
+        raise FileExistsError(f"{out} already holds a run; use --resume to continue it or --out for a new directory")
+    if resume and not has_checkpoint:
+        raise FileNotFoundError(f"--resume: no checkpoint to resume in {out / LATEST}")
+    if resume:
+        saved = json.loads((out / "config.json").read_text())
+        if saved != json.loads(json.dumps(config.to_dict())):
+            raise config_lib.ConfigError(
+                f"--resume: the config differs from the one {out} was started with ({out / 'config.json'}); "
+                "resume with the same config and overrides"
+            )
+    trainer, dataset = build(config)
+    x_train, x_test = dataset.x_train, dataset.x_test
+    if config.data.standardize:
+        scaler = data_lib.Standardizer.fit(x_train)
+        x_train, x_test = scaler(x_train), scaler(x_test)
+    out.mkdir(parents=True, exist_ok=True)
+    _io.write_json(out / "config.json", config.to_dict())
+
+    started = time.perf_counter()
+    callbacks = _callbacks(config, out)
+    if verbose:
+        print(f"{config.name}: compiling the training step…", flush=True)
+    state, history = trainer.fit(
+        x_train, dataset.y_train, epochs=config.train.epochs, batch_size=config.train.batch_size,
+        validation_split=config.data.validation_split, shuffle=config.train.shuffle,
+        callbacks=callbacks, verbose=verbose, seed=config.seed,
+    )
+    seconds = time.perf_counter() - started
+    monitor = "val_loss" if "val_loss" in history.history else "loss"
+    losses = history.history[monitor]
+    best_index = int(np.nanargmin(losses)) if losses else None
+    split_at = int(np.floor(len(x_train) * (1.0 - config.data.validation_split)))
+    summary = {
+        "name": config.name,
+        "epochs_run": len(history.epoch),
+        "best_epoch": history.epoch[best_index] if best_index is not None else None,
+        "best_monitor": monitor,
+        "train": trainer.evaluate(state, x_train[:split_at], dataset.y_train[:split_at]),
+        "validation": (trainer.evaluate(state, x_train[split_at:], dataset.y_train[split_at:])
+                       if split_at < len(x_train) else {}),
+        "test": trainer.evaluate(state, x_test, dataset.y_test),
+        "last_epoch_logs": {k: v[-1] for k, v in history.history.items()},
+        "stop_reason": history.stop_reason,
+        "train_seconds_this_session": seconds,
+        "machine": {"platform": platform.platform(), "backend": jax.default_backend(), "devices": jax.device_count()},
+    }
+    _io.write_json(out / "summary.json", summary)
+    _io.write_json(out / "model.json", report_lib.model_table(state.params))
+    monitors = [c for c in callbacks if isinstance(c, callbacks_lib.GradientMonitor)]
+    if monitors:
+        _io.write_json(out / "monitor.json", monitors[0].to_dict())
+    report_lib.training_report(out).save(out)
+    return summary
