@@ -21,6 +21,7 @@ import numpy as np
 
 from jdl import _checks
 from jdl.diagnostics import per_example, stats
+from jdl.diagnostics.per_example import core
 from jdl.train.callbacks import Callback
 
 
@@ -35,7 +36,7 @@ class Probe:
     share_backward: bool = True
 
     def shared_pass(self, objective: Any, state: Any, x: Any, y: Any,
-                    cost_fn: Any) -> per_example.SharedPass | None:
+                    cost_fn: Any) -> core.SharedPass | None:
         """The step's own pass gives per-example norms and activations when training mode is inference mode.
 
         That is: no batch statistics (empty model state), the training forward traces to the same
@@ -62,12 +63,12 @@ class Probe:
         if training is None or training != traced(False):
             return None
         batch = (x, y)
-        plan = per_example._new_plan(_example_loss(objective, state), state.params, batch, "auto")
+        plan = core.make_plan(_example_loss(objective, state), state.params, batch, "auto")
         n = jax.tree_util.tree_leaves(x)[0].shape[0]
-        return per_example.shared_pass(cost_fn, state.params, plan, n)
+        return core.shared_pass(cost_fn, state.params, plan, n)
 
     def record(self, objective: Any, state: Any, grads: Any, new_state: Any, x: Any, y: Any, w: jax.Array,
-               index: jax.Array | None, shared: tuple[per_example.SharedPass, Any] | None = None) -> dict[str, Any]:
+               index: jax.Array | None, shared: tuple[core.SharedPass, Any] | None = None) -> dict[str, Any]:
         """Statistics of this step when step % every == 0, zeros otherwise (and "on" says which).
 
         shared: (SharedPass, captures) when the step computed its gradient by `SharedPass.value_and_grad`.
@@ -99,15 +100,13 @@ class Probe:
         if (self.per_example and shared is None) or self.moments:
             example_loss = _example_loss(objective, state)
             batch = (x, y)
-            plan = per_example._new_plan(example_loss, state.params, batch, "auto")
+            plan = core.make_plan(example_loss, state.params, batch, "auto")
             if self.per_example and shared is None:
-                leaf_sq = (per_example._leaf_sq_norms_vmap(example_loss, state.params, batch, None) if plan is None
-                           else per_example._leaf_sq_norms_fast(example_loss, state.params, batch, plan, None))
+                leaf_sq = core.leaf_sq_norms(example_loss, state.params, batch, plan)
                 out["example_norm"] = jnp.where(w > 0, jnp.sqrt(sum(leaf_sq[1:], leaf_sq[0])), 0.0)
             if self.moments:
                 keep = w > 0
-                total, squares = per_example._moments(example_loss, state.params, batch, plan=plan, chunk_size=None,
-                                                      mask=keep)
+                total, squares = core.moments(example_loss, state.params, batch, plan, mask=keep)
                 count = jnp.maximum(jnp.sum(keep), 2)
                 out["gsnr"] = stats.gsnr(total, squares, count)
                 out["noise_scale"] = stats.noise_scale(total, squares, count)
