@@ -3,6 +3,9 @@
 Run: python examples/01_perceptron_logic_gates.py
 """
 
+import argparse
+import sys
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -74,7 +77,8 @@ def mlp_solves_xor(steps=500, seed=0):
     return accuracy
 
 
-def main():
+def main(argv=None):
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)  # no options but --help
     hand_set_gate("AND", 0.7)
     hand_set_gate("OR", 1.2)
     print("\nLearning the gates with the perceptron rule (learning rate 0.1, weights start at 0):")
@@ -85,4 +89,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,6 +10,7 @@ Run: python examples/03_ann_keras_style.py [--epochs 100] [--patience 10] [--qui
 """
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -111,4 +112,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

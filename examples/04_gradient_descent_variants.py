@@ -13,6 +13,7 @@ Run: python examples/04_gradient_descent_variants.py [--epochs 40] [--quick] [--
 
 import argparse
 import math
+import sys
 import time
 
 import jdl
@@ -117,4 +118,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,6 +12,7 @@ Run: python examples/05_regularization.py [--epochs 100] [--quick] [--plot curve
 """
 
 import argparse
+import sys
 
 import numpy as np
 
@@ -115,4 +116,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,6 +12,7 @@ Run: python examples/06_cnn_edges_and_digits.py [--epochs 30] [--quick] [--mnist
 """
 
 import argparse
+import sys
 import time
 
 import jax
@@ -124,4 +125,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,6 +12,7 @@ Run: python examples/07_rnn_lstm_gru.py [--epochs 12] [--steps 1500] [--length 5
 """
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -52,7 +53,7 @@ def adding(steps, length, units, seed, batch_size=64):
     return mse, done, 1e3 * seconds / done, history.history["loss"]
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=12, help="epochs of the sine forecast")
     parser.add_argument("--steps", type=int, default=1500, help="Adam steps (batch 64) of the adding problem")
@@ -60,7 +61,7 @@ def main():
     parser.add_argument("--units", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a tiny run (a few epochs and steps) to check it works")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.steps, args.length, args.units = 3, 128, 10, 8
 
@@ -77,4 +78,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,6 +15,7 @@ Run: python examples/08_seq2seq.py [--task reverse|add] [--cell lstm|gru|simple_
 """
 
 import argparse
+import sys
 import time
 
 import jax
@@ -118,4 +119,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

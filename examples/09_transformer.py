@@ -12,6 +12,7 @@ Run: python examples/09_transformer.py [--epochs 8] [--train 4096] [--seed 0] [-
 """
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -124,4 +125,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,6 +10,7 @@ Run: python examples/10_word2vec.py [--mode skipgram|cbow] [--epochs N] [--dim 6
 """
 
 import argparse
+import sys
 import time
 
 import jdl.data.text as text
@@ -72,4 +73,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

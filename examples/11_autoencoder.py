@@ -11,6 +11,7 @@ Run: python examples/11_autoencoder.py [--epochs 60] [--out runs/autoencoder] [-
 
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
@@ -102,4 +103,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -14,6 +14,7 @@ Run: python examples/12_multitask_and_transfer.py [--per-class 10] [--out runs/t
 
 import argparse
 import os
+import sys
 import tempfile
 
 import jax
@@ -132,4 +133,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

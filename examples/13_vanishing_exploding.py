@@ -12,6 +12,7 @@ Run: python examples/13_vanishing_exploding.py [--steps 300] [--quick]
 """
 
 import argparse
+import sys
 
 import numpy as np
 
@@ -24,11 +25,11 @@ def row(record: dict, label: str) -> str:
     return f"{label:<34}{norms[0]:>11.2e}{norms[-1]:>11.2e}{record['first_to_last']:>12.2e}{trained}"
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=300, help="full-batch SGD steps for part 3")
     parser.add_argument("--quick", action="store_true", help="width 64, depth 6, 30 steps")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     width, depth, steps = (64, 6, 30) if args.quick else (256, 10, args.steps)
     examples = 256 if args.quick else 512
 
@@ -69,4 +70,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

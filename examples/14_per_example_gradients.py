@@ -12,6 +12,7 @@ Run: python examples/14_per_example_gradients.py [--flip 0.02] [--epochs 15] [--
 """
 
 import argparse
+import sys
 import time
 
 import jax
@@ -21,13 +22,13 @@ import jdl
 from jdl.diagnostics import per_example_grad_norms, per_example_grads
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--flip", type=float, default=0.02, help="fraction of training labels to corrupt")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="3 epochs (a smoke run)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     epochs = 3 if args.quick else args.epochs
 
     data = jdl.data.load("digits")
@@ -75,4 +76,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,6 +15,7 @@ Run: python examples/15_rnn_long_memory.py [--length 100] [--steps 1200] [--repo
 """
 
 import argparse
+import sys
 
 import numpy as np
 
@@ -28,7 +29,7 @@ def profile_row(label: str, profile: list[float]) -> str:
     return f"  {label:<24}" + "".join(f"{values[t]:>11.2e}" for t in picks)
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--length", type=int, default=100, help="sequence length T")
     parser.add_argument("--steps", type=int, default=1200, help="Adam steps of batch 64 per cell")
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--cells", nargs="+", default=["simple_rnn", "lstm"], choices=rnn_studies.CELLS)
     parser.add_argument("--report", default=None, help="also write report.html + report.json to this directory")
     parser.add_argument("--quick", action="store_true", help="T = 10, 300 steps, 16 units: checks that it works")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.quick:
         args.length, args.steps, args.units = 10, 300, 16
     cells = tuple(args.cells)
@@ -74,4 +75,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""examples/06_cnn_edges_and_digits.py runs as a user runs it (`--quick`) and prints numbers that make sense."""
+"""examples/06_cnn_edges_and_digits.py runs (`--quick`, in this process) and prints numbers that make sense."""
 
 import math
 import re
@@ -7,14 +7,14 @@ import pytest
 
 from tests.example_runner import run_example
 
-pytestmark = pytest.mark.slow  # one subprocess, mostly JIT compilation: ~30 s of CPU
+pytestmark = pytest.mark.slow  # mostly JIT compilation
 
 NUMBER = r"(-?\d+\.?\d*)"
 
 
 @pytest.fixture(scope="module")
 def output():
-    return run_example("06_cnn_edges_and_digits.py", "--quick", timeout=600)
+    return run_example("06_cnn_edges_and_digits.py", "--quick")
 
 
 def value(out, label):

@@ -1,4 +1,4 @@
-"""examples/07_rnn_lstm_gru.py runs as a user runs it (`--quick`) and prints numbers that make sense."""
+"""examples/07_rnn_lstm_gru.py runs (`--quick`, in this process) and prints numbers that make sense."""
 
 import re
 
@@ -18,7 +18,7 @@ def value(out, pattern):
 
 
 def test_quick_run_prints_sensible_numbers():
-    out = run_example("07_rnn_lstm_gru.py", "--quick", timeout=400)
+    out = run_example("07_rnn_lstm_gru.py", "--quick")
     naive = value(out, r"naive \(last value\) test MSE: ")
     assert 0 < naive < 0.05  # noise 0.05: the naive error is about the change per step plus 2·0.05²
     for cell in ("simple_rnn", "lstm", "gru"):

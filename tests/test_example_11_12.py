@@ -1,42 +1,15 @@
-"""Examples 11 (autoencoders) and 12 (multi-task, transfer) run with --quick and print consistent numbers.
-
-Both scripts are started together; each test reads its script's output.
-"""
+"""Examples 11 (autoencoders) and 12 (multi-task, transfer) run with --quick and print consistent numbers."""
 
 import math
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.example_runner import run_example
+
 pytestmark = pytest.mark.slow
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NUMBER = r"(-?(?:\d+\.?\d*(?:e[-+]?\d+)?|nan|inf))"
-
-
-@pytest.fixture(scope="module")
-def outputs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ae")
-    commands = {
-        "11": [sys.executable, str(EXAMPLES / "11_autoencoder.py"), "--quick", "--out", str(out)],
-        "12": [sys.executable, str(EXAMPLES / "12_multitask_and_transfer.py"), "--quick"],
-    }
-    processes = {k: subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k, c in commands.items()}
-    results = {}
-    try:
-        for name, process in processes.items():
-            stdout, stderr = process.communicate(timeout=600)
-            assert process.returncode == 0, f"example {name} failed:\n{stderr[-4000:]}"
-            results[name] = stdout
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-    return results, out
 
 
 def value(out, label):
@@ -51,9 +24,9 @@ def row(out, label, columns):
     return [float(v) for v in match.groups()]
 
 
-def test_autoencoder_example_trains_reports_the_elbo_and_writes_readable_pngs(outputs):
-    (results, out) = outputs
-    text = results["11"]
+def test_autoencoder_example_trains_reports_the_elbo_and_writes_readable_pngs(tmp_path):
+    out = tmp_path
+    text = run_example("11_autoencoder.py", "--quick", "--out", str(out))
     assert "300 training and 360 test images" in text
     for name in ("autoencoder", "vae"):
         first, last, cost, bce, mse, seconds = row(text, name, 6)
@@ -68,8 +41,8 @@ def test_autoencoder_example_trains_reports_the_elbo_and_writes_readable_pngs(ou
     assert elbo == pytest.approx(cost64, rel=2e-3), "the Trainer's VAE cost is -ELBO / 64"
 
 
-def test_multitask_and_transfer_example_reports_consistent_losses_and_a_frozen_trunk(outputs):
-    text = outputs[0]["12"]
+def test_multitask_and_transfer_example_reports_consistent_losses_and_a_frozen_trunk():
+    text = run_example("12_multitask_and_transfer.py", "--quick")  # checkpoints go to a temporary directory
     assert value(text, "max |loss - (J1 + w*J2)| over epochs") < 1e-4
     rows = re.findall(r"^\s*(\d+)" + rf"\s+{NUMBER}" * 5 + r"\s*$", text, re.MULTILINE)
     assert [int(r[0]) for r in rows][:3] == [1, 2, 3]

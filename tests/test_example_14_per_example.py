@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_quick_run_ranks_flipped_labels_first():
-    out = run_example("14_per_example_gradients.py", "--quick", timeout=300)
+    out = run_example("14_per_example_gradients.py", "--quick")
     flipped = int(re.search(r"(\d+) labels flipped", out).group(1))
     precision = float(re.search(r"precision@\d+ = recall@\d+ = (\d\.\d+)", out).group(1))
     chance = float(re.search(r"chance: ([\d.]+)", out).group(1))

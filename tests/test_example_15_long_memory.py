@@ -12,7 +12,7 @@ NUMBER = r"(\d+\.\d+(?:e[-+]\d+)?)"
 
 
 def test_quick_run_trains_both_cells_and_prints_gradient_profiles():
-    out = run_example("15_rnn_long_memory.py", "--quick", timeout=400)
+    out = run_example("15_rnn_long_memory.py", "--quick")
     finals = dict(re.findall(rf"^  (\w+): final test MSE {NUMBER}", out, flags=re.M))
     assert set(finals) == {"simple_rnn", "lstm"}
     assert float(finals["lstm"]) < 0.01, "T = 10 is within an LSTM's reach in 300 steps"

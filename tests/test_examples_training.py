@@ -1,49 +1,15 @@
-"""The training examples (03-05) run as a user runs them (`--quick`) and print numbers that make sense.
-
-The three scripts are started together (each is mostly jit compilation, single-threaded) and
-each test reads its script's output.
-"""
+"""The training examples (03-05) run (`--quick`, in this process) and print numbers that make sense."""
 
 import math
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.example_runner import run_example
+
 pytestmark = pytest.mark.slow
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-SCRIPTS = ("03_ann_keras_style.py", "04_gradient_descent_variants.py", "05_regularization.py")
 NUMBER = r"(-?(?:\d+\.?\d*(?:e[-+]?\d+)?|nan|inf))"
-
-
-@pytest.fixture(scope="module")
-def outputs():
-    """{script: (returncode, stdout, stderr)} of every script run with --quick, concurrently."""
-    processes = {
-        name: subprocess.Popen([sys.executable, str(EXAMPLES / name), "--quick"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for name in SCRIPTS
-    }
-    results = {}
-    try:
-        for name, process in processes.items():
-            stdout, stderr = process.communicate(timeout=300)
-            results[name] = (process.returncode, stdout, stderr)
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-    return results
-
-
-def run(outputs, name):
-    returncode, stdout, stderr = outputs[name]
-    assert returncode == 0, f"{name} failed:\n{stderr[-4000:]}"
-    return stdout
 
 
 def value(out, label):
@@ -58,8 +24,8 @@ def table(out, columns):
     return {m.group(1): [float(v) for v in m.groups()[1:]] for m in pattern.finditer(out)}
 
 
-def test_ann_keras_style_reaches_high_test_accuracy_with_consistent_scores(outputs):
-    out = run(outputs, "03_ann_keras_style.py")
+def test_ann_keras_style_reaches_high_test_accuracy_with_consistent_scores():
+    out = run_example("03_ann_keras_style.py", "--quick")
     epochs = int(re.search(r"epochs run: (\d+) \(best val_loss at epoch (\d+)", out).group(1))
     best = int(re.search(r"best val_loss at epoch (\d+)", out).group(1))
     assert 1 <= best <= epochs <= 20, "quick mode trains at most 20 epochs"
@@ -92,8 +58,8 @@ VARIANTS = {  # name: batch size (None: the full training set of 256 points in q
 }
 
 
-def test_gradient_descent_variants_print_goldens_and_train_every_variant(outputs):
-    out = run(outputs, "04_gradient_descent_variants.py")
+def test_gradient_descent_variants_print_goldens_and_train_every_variant():
+    out = run_example("04_gradient_descent_variants.py", "--quick")
     for n, batch, steps in [(100000, 1000, 100), (34000, 500, 68), (1000, 500, 2)]:
         assert re.search(rf"n = \s*{n}, batch = \s*{batch} -> \s*{steps} iterations per epoch", out), (n, batch)
     assert "256 training points" in out and "3 epochs" in out
@@ -110,8 +76,8 @@ def test_gradient_descent_variants_print_goldens_and_train_every_variant(outputs
     assert rows["SGD (batch 1)"][4] < rows["GD (full batch)"][4], "768 SGD updates beat 3 full-batch steps"
 
 
-def test_regularization_narrows_the_train_validation_gap(outputs):
-    out = run(outputs, "05_regularization.py")
+def test_regularization_narrows_the_train_validation_gap():
+    out = run_example("05_regularization.py", "--quick")
     assert "100 training points, 1000 validation" in out and "up to 40 epochs" in out
     rows = table(out, 8)  # epochs, best, train loss, val loss, loss gap, train acc, val acc, acc gap
     assert list(rows) == ["plain", "L2 (lambda=0.3)", "dropout 0.5", "batch norm", "early stopping"], rows

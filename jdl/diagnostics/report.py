@@ -396,7 +396,7 @@ def model_table(params: Any) -> list[dict[str, Any]]:
     """One row per layer: name, parameter shapes, parameter count."""
     import jax
 
-    from jdl.diagnostics.per_example import layer_name
+    from jdl._tree import layer_name
 
     rows: dict[str, dict[str, Any]] = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:

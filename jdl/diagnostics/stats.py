@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jdl import _checks
-from jdl.diagnostics.per_example import layer_name
+from jdl._tree import layer_name
 
 
 def _per_layer(tree: Any, reduce_leaf: Callable[[jax.Array], jax.Array]) -> dict[str, jax.Array]:
