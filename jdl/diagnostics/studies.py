@@ -23,6 +23,7 @@ import numpy as np
 import optax
 
 from jdl import _checks
+from jdl.diagnostics.rnn_studies import adding_study, copy_study, rnn_study  # noqa: F401  (re-exported)
 from jdl.nn import activations as activations_lib
 from jdl.nn import initializers as initializers_lib
 
