@@ -45,7 +45,7 @@ def names() -> list[str]:
 def get(name: str, **options: Any) -> Callback:
     """The callback registered under `name`, built with `options`, e.g. get("early_stopping", patience=3)."""
     cls = _checks.lookup("callback", name, REGISTRY)
-    _checks.bind_options("callback", name, cls, options, skip=1)
+    _checks.bind_options("callback", name, cls, options, skip=0)
     return cls(**options)
 
 
