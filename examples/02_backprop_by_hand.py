@@ -1,7 +1,7 @@
 """Backpropagation by hand on the classic 2-2-2 network, then the same numbers from `jax.grad`.
 
 Inputs (0.05, 0.10), targets (0.01, 0.99), sigmoid everywhere, E = Σ ½(target - out)²
-(SPEC.md §4). It computes in float64 (the notes print nine digits), inside `jax.enable_x64`, so
+(the course notes' worked example). It computes in float64 (the notes print nine digits), inside `jax.enable_x64`, so
 the global setting is left as it was. Run: python examples/02_backprop_by_hand.py
 """
 

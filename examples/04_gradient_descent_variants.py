@@ -4,7 +4,7 @@ Same data (two moons, 800 training and 200 test points), same model (2-32-32-2 r
 number of epochs, same seed; only the optimizer and the batch size change:
 full-batch gradient descent (batch_size=None: one update per epoch), SGD (batch_size=1: one
 update per example), mini-batch SGD (32), momentum 0.9, Adagrad, RMSprop and Adam. It prints the
-epochs-vs-iterations arithmetic (SPEC goldens 100000/1000 = 100, 34000/500 = 68, 1000/500 = 2),
+epochs-vs-iterations arithmetic (the notes' 100000/1000 = 100, 34000/500 = 68, 1000/500 = 2),
 then per variant: iterations per epoch, total updates, final training loss, test accuracy, the
 wall time of the run, and that of a warm-up one-epoch fit before it, which jit-compiles the steps.
 

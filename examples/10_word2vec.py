@@ -14,7 +14,7 @@ import sys
 import time
 
 import jdl.data.text as text
-from jdl.models.word2vec import train_word2vec
+from jdl.train.word2vec import train_word2vec
 
 QUERIES = ("saul", "egypt", "bread", "gold", "priest", "wife", "king", "god", "water", "day")
 PAIRS = (("saul", "david"), ("bread", "wine"), ("gold", "silver"), ("egypt", "pharaoh"), ("wife", "daughter"),

@@ -23,7 +23,8 @@ import numpy as np
 import jdl
 from jdl.models.mlp import MLP
 from jdl.models.multitask import TwoInputTwoHead
-from jdl.models.transfer import TrunkHead, load_params, transplant
+from jdl.models.transfer import TrunkHead, transplant
+from jdl.train.checkpoint import load_params
 
 
 def generated_data(n, seed, task_seed=0):

@@ -1,4 +1,4 @@
-"""Losses of the course (SPEC.md §3): per-example loss, (weighted) mean cost.
+"""Losses of the course: per-example loss, (weighted) mean cost.
 
 Every loss has the Keras argument order `loss(y_true, y_pred, *, sample_weight=None,
 reduction="mean")`. The per-example loss has shape `y_true.shape[:-1]` when the

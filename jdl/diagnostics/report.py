@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from jdl import _io
+
 
 @dataclasses.dataclass
 class Section:
@@ -66,33 +68,15 @@ class Report:
         directory.mkdir(parents=True, exist_ok=True)
         page, numbers = directory / f"{name}.html", directory / f"{name}.json"
         body = {"title": self.title, "findings": self.findings, **self.data}
-        _atomic_write(numbers, json.dumps(_json_safe(body), indent=2) + "\n")
-        _atomic_write(page, self.html())
+        _io.write_json(numbers, body)
+        _io.atomic_write_text(page, self.html())
         return page, numbers
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}"
     return str(value)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "tolist"):
-        return _json_safe(np.asarray(value).tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
 
 
 _CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"

@@ -57,7 +57,7 @@ def ewma(values: Any, beta: float = 0.9, bias_correction: bool = True, *, start:
 def steps_per_epoch(n: int, batch_size: int | None) -> int:
     """Iterations per epoch, ⌈n / batch_size⌉; batch_size None (full batch) gives 1.
 
-    SPEC goldens: 100000 / 1000 = 100, 34000 / 500 = 68, 1000 / 500 = 2.
+    The notes' examples: 100000 / 1000 = 100, 34000 / 500 = 68, 1000 / 500 = 2.
     """
     _checks.check_number(n, "n", integer=True, positive=True)
     if batch_size is None:
