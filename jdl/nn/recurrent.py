@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jdl import _checks
+from jdl.nn.cells import CELLS, GRUCell, LSTMCell, SimpleRNNCell, _Cell, cell, check_cell  # noqa: F401  (re-exported)
 
 Carry = Any
-from jdl.nn.cells import CELLS, GRUCell, LSTMCell, SimpleRNNCell, _Cell, cell, check_cell  # noqa: F401  (re-exported)
 
 
 def detached(module: nn.Module) -> nn.Module:
