@@ -1,5 +1,85 @@
+"""Suite-wide fixtures, and JAX's persistent compilation cache for the test run.
+
+The cache lives in a temporary directory shared by all pytest-xdist workers of one run (they share
+PYTEST_XDIST_TESTRUNUID) and by the interpreters the tests start (they inherit JAX_COMPILATION_CACHE_DIR), so a
+program compiled once, by any of them, is loaded instead of compiled again. A run without xdist uses a fresh
+temporary directory. The directory is removed when the run ends. Small CPU compiles are cached too.
+
+- JAX_COMPILATION_CACHE_DIR set in the environment (as .ci/run does) is used as it is and never removed.
+- JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS / JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES set in the environment
+  override the thresholds here (0 s and -1: cache every compile).
+- JDL_TEST_COMPILATION_CACHE=0 switches the persistent cache off for the run.
+"""
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
 import jax
 import pytest
+
+_RUN_ID = "PYTEST_XDIST_TESTRUNUID"
+_SETTINGS = {  # JAX's documented options, by environment variable: (the value used here, its type)
+    "JAX_COMPILATION_CACHE_DIR": (None, str),
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": ("0", float),
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": ("-1", int),
+}
+_owned = {"directories": [], "variables": []}  # what this process created, to undo at the end of the run
+
+
+def _cache_wanted() -> bool:
+    return os.environ.get("JDL_TEST_COMPILATION_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _run_directory(run_id: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"jdl-test-jax-cache-{run_id}"
+
+
+def _export(name: str, value: str) -> str:
+    """The environment's value of `name`, else `value`, put in the environment so started interpreters inherit it."""
+    if name not in os.environ:
+        os.environ[name] = value
+        _owned["variables"].append(name)
+    return os.environ[name]
+
+
+def _use_compilation_cache(directory) -> None:
+    for name, (value, kind) in _SETTINGS.items():
+        jax.config.update(name.lower(), kind(_export(name, str(directory) if value is None else value)))
+
+
+def _new_directory(config) -> Path:
+    """This run's cache directory: one per xdist run (its workers find it by the run id), else a fresh one."""
+    if hasattr(config, "workerinput"):  # an xdist worker whose environment did not carry the directory
+        directory = _run_directory(os.environ.get(_RUN_ID) or config.workerinput["testrunuid"])
+        directory.mkdir(exist_ok=True)
+        return directory
+    if getattr(config.option, "numprocesses", None):  # an xdist controller: fix the run id its workers get
+        if getattr(config.option, "testrunuid", None) is None:
+            config.option.testrunuid = uuid.uuid4().hex
+        directory = _run_directory(config.option.testrunuid)
+        directory.mkdir(exist_ok=True)
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="jdl-test-jax-cache-"))
+    _owned["directories"].append(directory)
+    return directory
+
+
+def pytest_configure(config):
+    if not _cache_wanted():
+        jax.config.update("jax_enable_compilation_cache", False)
+        _export("JAX_ENABLE_COMPILATION_CACHE", "false")
+        return
+    _use_compilation_cache(jax.config.jax_compilation_cache_dir or _new_directory(config))
+
+
+def pytest_unconfigure(config):
+    while _owned["directories"]:
+        shutil.rmtree(_owned["directories"].pop(), ignore_errors=True)
+    while _owned["variables"]:
+        os.environ.pop(_owned["variables"].pop(), None)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from jdl import losses as L
 from jdl.nn import activations as A
-from tests.numeric import central_difference
+from tests.numeric import jax_central_difference
 
 # -- golden values (SPEC.md §3) ------------------------------------------------------------------
 
@@ -174,9 +174,9 @@ def test_gradient_matches_float64_central_differences(case, x64):
     def cost(p):
         return fn(jnp.asarray(y_true), jnp.asarray(p), sample_weight=jnp.asarray(W))
 
-    analytic = jax.grad(cost)(jnp.asarray(y_pred))
+    analytic = jax.jit(jax.grad(cost))(jnp.asarray(y_pred))
     assert analytic.dtype == jnp.float64
-    np.testing.assert_allclose(analytic, central_difference(cost, y_pred), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(analytic, jax_central_difference(cost, y_pred), rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("name, y_true", [
@@ -198,6 +198,15 @@ def test_rmse_gradient_is_finite_at_zero_error():
     assert np.all(np.isfinite(grad))
 
 
+@jax.jit
+def _crossentropies(onehot, logits, labels):
+    """(from logits, from softmax probabilities, sparse from logits): one compilation per shape, not one per op."""
+    probabilities = A.softmax(logits)
+    return (L.categorical_crossentropy(onehot, logits, reduction="none"),
+            L.categorical_crossentropy(onehot, probabilities, from_logits=False, reduction="none"),
+            L.sparse_categorical_crossentropy(labels, logits, reduction="none"))
+
+
 @settings(max_examples=30, deadline=None)
 @given(arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(2, 10)), elements=st.floats(-5, 5)), st.data())
 def test_crossentropy_from_logits_equals_crossentropy_of_softmax(logits, data):
@@ -205,11 +214,10 @@ def test_crossentropy_from_logits_equals_crossentropy_of_softmax(logits, data):
         labels = np.array(data.draw(st.lists(st.integers(0, logits.shape[1] - 1), min_size=logits.shape[0],
                                              max_size=logits.shape[0])))
         onehot = np.eye(logits.shape[1])[labels]
-        probabilities = A.softmax(jnp.asarray(logits))
-        from_logits = L.categorical_crossentropy(onehot, logits, reduction="none")
-        from_probs = L.categorical_crossentropy(onehot, probabilities, from_logits=False, reduction="none")
+        from_logits, from_probs, sparse = _crossentropies(onehot, logits, labels)
+        assert from_probs.dtype == jnp.float64
         np.testing.assert_allclose(from_logits, from_probs, atol=1e-6)
-        np.testing.assert_allclose(L.sparse_categorical_crossentropy(labels, logits, reduction="none"), from_probs, atol=1e-6)
+        np.testing.assert_allclose(sparse, from_probs, atol=1e-6)
 
 
 def test_jit_matches_eager_and_bad_labels_under_jit_are_nan_not_wrong():

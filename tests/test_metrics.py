@@ -324,8 +324,14 @@ def test_metrics_agree_under_jit():
         (partial(metrics.r2_score), (y_reg, p_reg, w)),
         (partial(metrics.rmse), (y_reg, p_reg, w)),
     ]
-    for fn, (a, b, sw) in cases:
-        close(jax.jit(lambda a, b, sw: fn(a, b, sample_weight=sw))(a, b, sw), fn(a, b, sample_weight=sw))
+    functions = [fn for fn, _ in cases]
+
+    @jax.jit  # every case in one compilation
+    def jitted(inputs):
+        return [fn(a, b, sample_weight=sw) for fn, (a, b, sw) in zip(functions, inputs, strict=True)]
+
+    for (fn, (a, b, sw)), got in zip(cases, jitted([args for _, args in cases]), strict=True):
+        close(got, fn(a, b, sample_weight=sw))
 
 
 # --- get --------------------------------------------------------------------

@@ -9,7 +9,7 @@ from jax.flatten_util import ravel_pytree
 
 import jdl
 from jdl.models.cnn import CNN, LeNet, lecture_cnn
-from tests.numeric import central_difference
+from tests.numeric import jax_central_difference
 
 def shapes(model, x_shape):
     variables = jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct(x_shape, jnp.float32))
@@ -68,7 +68,7 @@ def toy_images(n, size, channels, classes, seed=0):
     return x, y.astype(np.int32)
 
 
-@pytest.mark.parametrize("name", ["lecture_cnn_bn_dropout", "lenet"])
+@pytest.mark.parametrize("name", ["lecture_cnn_bn_dropout", pytest.param("lenet", marks=pytest.mark.slow)])
 def test_models_train_with_trainer_fit(name):
     """LeNet, and the lecture CNN (a CNN instance) with batch norm and dropout switched on."""
     if name == "lenet":
@@ -86,7 +86,7 @@ def test_models_train_with_trainer_fit(name):
         assert not np.allclose(mean, 0.0), "training updates the running mean"
 
 
-@pytest.mark.parametrize("name", ["lenet", "lecture_cnn"])
+@pytest.mark.parametrize("name", [pytest.param("lenet", marks=pytest.mark.slow), "lecture_cnn"])
 def test_gradient_matches_float64_finite_differences(x64, name):
     rng = np.random.default_rng(2)
     if name == "lenet":
@@ -111,9 +111,8 @@ def test_gradient_matches_float64_finite_differences(x64, name):
     logits = numpy_forward(variables["params"], x, pads, np.tanh, model.pooling)  # the forward pass, independently
     expected = np.mean(np.log(np.exp(logits).sum(axis=1)) - logits[np.arange(2), np.asarray(y)])
     np.testing.assert_allclose(float(value0), expected, rtol=1e-10)
-    value = lambda theta: value_and_grad(theta)[0]  # noqa: E731
     picks = rng.choice(flat.size, size=min(flat.size, 40), replace=False)  # entries from every layer for big nets
-    fd = central_difference(lambda sub: value(flat.at[picks].set(jnp.asarray(sub))), np.asarray(flat[picks]))
+    fd = jax_central_difference(lambda sub: loss(flat.at[picks].set(sub)), np.asarray(flat[picks]))
     np.testing.assert_allclose(np.asarray(grad)[picks], fd, rtol=1e-5, atol=1e-8)
     assert np.abs(fd).max() > 1e-6
 

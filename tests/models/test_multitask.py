@@ -6,7 +6,7 @@ from jax.flatten_util import ravel_pytree
 
 import jdl
 from jdl.models.multitask import TwoInputTwoHead
-from tests.numeric import central_difference
+from tests.numeric import jax_central_difference, random_variables
 
 rng = np.random.default_rng(0)
 N = 64
@@ -64,7 +64,7 @@ def test_evaluate_and_predict_return_both_heads(fitted):
 def test_two_input_model_gradient_matches_finite_differences(x64):
     model = TwoInputTwoHead(hidden=3, value_hidden=2, activation="tanh")
     x = {"a": jnp.asarray(A[:4], jnp.float64), "b": jnp.asarray(B[:4], jnp.float64)}
-    params = jax.tree.map(lambda p: p.astype(jnp.float64), jax.jit(model.init)(jax.random.PRNGKey(0), x)["params"])
+    params = random_variables(model, x, dtype=np.float64)["params"]  # any weights: no init compile
     flat, unravel = ravel_pytree(params)
     labels, values = jnp.asarray(CLASSES[:4]), jnp.asarray(VALUES[:4], jnp.float64)
 
@@ -75,7 +75,7 @@ def test_two_input_model_gradient_matches_finite_differences(x64):
 
     value_and_grad = jax.jit(jax.value_and_grad(cost))
     analytic = np.asarray(value_and_grad(flat)[1])
-    numeric = central_difference(lambda v: value_and_grad(jnp.asarray(v))[0], np.asarray(flat))
+    numeric = jax_central_difference(cost, np.asarray(flat))
     np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
 
 
@@ -101,10 +101,11 @@ def test_two_input_model_rejects_bad_inputs():
 
 def test_the_notes_branches_class_from_a_and_value_from_b():
     model = TwoInputTwoHead()
-    params = model.init(jax.random.PRNGKey(0), {"a": A[:3], "b": B[:3]})["params"]
-    out = model.apply({"params": params}, {"a": A[:3], "b": B[:3]})
-    other_b = model.apply({"params": params}, {"a": A[:3], "b": B[3:6]})
-    other_a = model.apply({"params": params}, {"a": A[3:6], "b": B[:3]})
+    params = random_variables(model, {"a": A[:3], "b": B[:3]})["params"]
+    apply = jax.jit(model.apply)
+    out = apply({"params": params}, {"a": A[:3], "b": B[:3]})
+    other_b = apply({"params": params}, {"a": A[:3], "b": B[3:6]})
+    other_a = apply({"params": params}, {"a": A[3:6], "b": B[:3]})
     np.testing.assert_array_equal(out["class"], other_b["class"])
     np.testing.assert_array_equal(out["value"], other_a["value"])
     assert not np.allclose(out["class"], other_a["class"]) and not np.allclose(out["value"], other_b["value"])

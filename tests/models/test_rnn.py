@@ -8,7 +8,7 @@ import pytest
 
 import jdl
 from jdl.models.rnn import RNNClassifier, SequenceClassifier, SequenceGenerator, SequenceTagger
-from tests.numeric import central_difference
+from tests.numeric import jax_directional_differences, random_variables
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +60,17 @@ def test_gradient_matches_finite_differences(name, x64):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(2, 3, 2)) if kind == "sequence" else rng.normal(size=(2, 2))
     inputs = (x, np.array([3, 2])) if kind == "sequence" else x
-    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64),
-                                    model.init(jax.random.key(0), jax.tree_util.tree_map(jnp.asarray, inputs))["params"])
+    params = random_variables(model, jax.tree_util.tree_map(jnp.asarray, inputs), dtype=np.float64)["params"]
     flat, unflatten = jax.flatten_util.ravel_pytree(params)
     out_shape = jax.eval_shape(lambda p: model.apply({"params": p}, inputs), params).shape
     weights = rng.normal(size=out_shape)
-    loss = jax.jit(lambda v: jnp.sum(jnp.tanh(model.apply({"params": unflatten(v)}, inputs)) * weights))
-    grad = np.asarray(jax.grad(loss)(flat))
+
+    def loss(v):
+        return jnp.sum(jnp.tanh(model.apply({"params": unflatten(v)}, inputs)) * weights)
+
+    grad = np.asarray(jax.jit(jax.grad(loss))(flat))
     directions = rng.normal(size=(8, flat.size))  # directional derivatives g·d, each by a central difference
-    want = [central_difference(lambda e: loss(flat + e[0] * d), np.zeros(1))[0] for d in directions]
+    want = jax_directional_differences(loss, np.asarray(flat), directions)
     assert np.abs(want).max() > 1e-2
     np.testing.assert_allclose(directions @ grad, want, rtol=1e-6, atol=1e-8)
 

@@ -7,16 +7,9 @@ from jax.flatten_util import ravel_pytree
 import jdl
 from jdl.data import sequences as seq
 from jdl.models.seq2seq import Seq2Seq
-from tests.numeric import central_difference
+from tests.numeric import jax_central_difference, random_variables
 
 VOCAB = seq.VOCAB_SIZE
-
-
-def random_variables(model, inputs, seed=0, scale=0.5):
-    """Variables of the model's parameter shapes filled with N(0, scale²) draws (no init compilation)."""
-    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), inputs)
-    rng = np.random.default_rng(seed)
-    return jax.tree_util.tree_map(lambda s: jnp.asarray(scale * rng.standard_normal(s.shape), s.dtype), shapes)
 
 
 def tiny(cell="lstm", attention=True, **options):
@@ -119,6 +112,7 @@ def test_target_vocabulary_and_special_tokens():
     assert tokens.shape == (2, 4) and tokens.min() >= 0 and tokens.max() < 7
 
 
+@pytest.mark.slow
 def test_trains_under_trainer_fit_with_sequence_targets():
     data = seq.reverse_digits(256, 2, 4, seed=0)
     model = Seq2Seq(VOCAB, embed_dim=8, units=16, attention=True, max_output_length=5)
@@ -149,10 +143,9 @@ def test_gradient_matches_float64_finite_differences(x64):
         log_p = jax.nn.log_softmax(logits, axis=-1)
         return -jnp.mean(jnp.take_along_axis(log_p, targets[..., None], axis=-1))
 
-    loss_jit = jax.jit(loss)
     grad = np.asarray(jax.jit(jax.grad(loss))(flat))
     assert grad.dtype == np.float64
-    reference = central_difference(lambda v: loss_jit(jnp.asarray(v)), np.asarray(flat), eps=1e-6)
+    reference = jax_central_difference(loss, np.asarray(flat), eps=1e-6)
     np.testing.assert_allclose(grad, reference, rtol=1e-5, atol=1e-8)
     assert np.abs(reference).max() > 1e-3
 

@@ -6,7 +6,7 @@ import pytest
 from jdl import losses
 from jdl.data import text
 from jdl.models.word2vec import Word2Vec, WordVectors, negative_sampling_targets, train_word2vec
-from tests.numeric import central_difference
+from tests.numeric import jax_central_difference
 
 V, D, K = 6, 3, 2
 
@@ -78,7 +78,7 @@ def test_gradient_matches_float64_central_differences(mode, x64):
     flat = np.concatenate([v.ravel(), u.ravel()])
     grad = np.asarray(jax.grad(cost)(jnp.asarray(flat)))
     assert grad.dtype == np.float64
-    np.testing.assert_allclose(grad, central_difference(cost, flat), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(grad, jax_central_difference(cost, flat), rtol=1e-6, atol=1e-9)
 
 
 def test_noise_words_are_drawn_from_the_noise_distribution_on_the_device():

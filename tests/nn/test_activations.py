@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from jdl.nn import activations as A
-from tests.numeric import central_difference
+from tests.numeric import jax_central_difference
 
 
 def test_golden_neuron_sigmoid_and_bipolar():
@@ -55,10 +55,15 @@ def test_closed_forms_against_numpy():
 
 def test_extreme_inputs_stay_finite():
     x = jnp.array([-1e4, -100.0, 100.0, 1e4])
-    for name in A.names():
-        y = A.get(name)(x)
+
+    @jax.jit
+    def values_and_gradients(v):  # every activation in one compilation
+        return {name: (A.get(name)(v), jax.grad(lambda u, name=name: A.get(name)(u).sum())(v)) for name in A.names()}
+
+    results = values_and_gradients(x)
+    assert sorted(results) == sorted(A.names())
+    for name, (y, g) in results.items():
         assert np.all(np.isfinite(y)), name
-        g = jax.grad(lambda v: A.get(name)(v).sum())(x)
         assert np.all(np.isfinite(g)), name
 
 
@@ -75,8 +80,9 @@ def test_derivative_matches_float64_central_differences(name, x64):
     else:
         def scalar(v):
             return jnp.sum(fn(v))
-    analytic = jax.grad(scalar)(jnp.asarray(SMOOTH_POINTS))
-    numeric = central_difference(lambda v: scalar(jnp.asarray(v)), SMOOTH_POINTS)
+    analytic = jax.jit(jax.grad(scalar))(jnp.asarray(SMOOTH_POINTS))
+    assert analytic.dtype == jnp.float64
+    numeric = jax_central_difference(scalar, SMOOTH_POINTS)
     np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
 
 
@@ -84,35 +90,46 @@ def test_derivative_matches_float64_central_differences(name, x64):
                                            ("leaky_relu", {"alpha": 0.3}), ("elu", {"alpha": 2.0})])
 def test_parametrised_derivatives_match_central_differences(name, options, x64):
     fn = A.get(name, **options)
-    analytic = jax.grad(lambda v: fn(v).sum())(jnp.asarray(SMOOTH_POINTS))
-    numeric = central_difference(lambda v: fn(jnp.asarray(v)).sum(), SMOOTH_POINTS)
+    analytic = jax.jit(jax.grad(lambda v: fn(v).sum()))(jnp.asarray(SMOOTH_POINTS))
+    numeric = jax_central_difference(lambda v: fn(v).sum(), SMOOTH_POINTS)
     np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
 
 
 def test_derivative_ranges_taught_in_the_notes():
     x = jnp.linspace(-30.0, 30.0, 2001)
-    d_sigmoid = jax.vmap(jax.grad(A.sigmoid))(x)
+    x_moderate = jnp.linspace(-5.0, 5.0, 101)
+
+    @jax.jit
+    def derivatives(x, x_moderate, x_nonzero):  # one compilation for every derivative below
+        d = {name: jax.vmap(jax.grad(getattr(A, name))) for name in ("sigmoid", "tanh", "relu", "step")}
+        return (d["sigmoid"](x), d["tanh"](x), d["sigmoid"](x_moderate), d["tanh"](x_moderate), d["relu"](x_nonzero),
+                d["step"](x))
+
+    d_sigmoid, d_tanh, d_sigmoid_moderate, d_tanh_moderate, d_relu, d_step = derivatives(x, x_moderate, x[x != 0])
     assert float(d_sigmoid.max()) == pytest.approx(0.25, abs=1e-6)
     assert float(d_sigmoid.min()) >= 0.0 and float(d_sigmoid[1000]) == pytest.approx(0.25)
-    d_tanh = jax.vmap(jax.grad(A.tanh))(x)
     assert float(d_tanh.max()) == pytest.approx(1.0, abs=1e-6)
     assert float(d_tanh.min()) >= 0.0
-    x_moderate = jnp.linspace(-5.0, 5.0, 101)
-    assert np.all(jax.vmap(jax.grad(A.sigmoid))(x_moderate) > 0)
-    assert np.all(jax.vmap(jax.grad(A.tanh))(x_moderate) > 0)
-    d_relu = jax.vmap(jax.grad(A.relu))(x[x != 0])
+    assert np.all(d_sigmoid_moderate > 0)
+    assert np.all(d_tanh_moderate > 0)
     assert set(np.unique(np.asarray(d_relu)).tolist()) == {0.0, 1.0}
-    assert np.all(jax.vmap(jax.grad(A.step))(x) == 0)
+    assert np.all(d_step == 0)
+
+
+@jax.jit
+def _softmax_by_rows_and_by_columns(logits):
+    return A.softmax(logits), A.softmax(logits.T, axis=0)
 
 
 @settings(max_examples=40, deadline=None)
 @given(arrays(np.float32, st.tuples(st.integers(1, 6), st.integers(1, 12)),
               elements=st.floats(-80, 80, width=32)))
 def test_softmax_rows_sum_to_one(logits):
-    p = np.asarray(A.softmax(jnp.asarray(logits)), dtype=np.float64)
+    rows, columns = _softmax_by_rows_and_by_columns(jnp.asarray(logits))
+    p = np.asarray(rows, dtype=np.float64)
     assert np.all(p >= 0)
     np.testing.assert_allclose(p.sum(axis=-1), 1.0, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(A.softmax(jnp.asarray(logits.T), axis=0)).sum(axis=0), 1.0, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(columns).sum(axis=0), 1.0, atol=1e-6)
 
 
 def test_get_resolves_names_callables_and_none():

@@ -18,7 +18,7 @@ from jdl.nn.attention import (
     scaled_dot_product_attention,
     sinusoidal_positional_encoding,
 )
-from tests.numeric import central_difference
+from tests.numeric import jax_central_difference, random_variables
 
 
 def softmax_rows(logits):
@@ -79,7 +79,7 @@ def test_fully_masked_row_has_finite_gradients_matching_finite_differences(x64):
 
     grad = np.asarray(jax.jit(jax.grad(loss))(jnp.asarray(q.ravel())))
     assert np.all(np.isfinite(grad))
-    np.testing.assert_allclose(grad, central_difference(loss, q.ravel()), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(grad, jax_central_difference(loss, q.ravel()), rtol=1e-6, atol=1e-9)
     np.testing.assert_array_equal(grad.reshape(q.shape)[0, 1], 0.0)
 
 
@@ -114,7 +114,7 @@ def mha_reference(params, query, key, value, heads, key_dim, value_dim, mask=Non
 def cross_attention():
     layer = MultiHeadAttention(num_heads=3, key_dim=4, value_dim=2, output_dim=5)
     query, key, value = normal(0, (2, 3, 6)), normal(1, (2, 5, 7)), normal(2, (2, 5, 8))
-    variables = jax.jit(layer.init)(jax.random.PRNGKey(0), query, value, key)
+    variables = random_variables(layer, query, value, key)  # the references hold for any weights
     return layer, variables, query, key, value
 
 
@@ -138,7 +138,7 @@ def test_multi_head_attention_matches_an_einsum_reference(cross_attention):
 def test_multi_head_self_attention_defaults_key_to_value_and_output_to_query_width():
     layer = MultiHeadAttention(num_heads=2, key_dim=3, use_bias=False)
     x = normal(5, (2, 4, 6))
-    variables = jax.jit(layer.init)(jax.random.PRNGKey(1), x, x)
+    variables = random_variables(layer, x, x, seed=1)
     assert set(variables["params"]["query"]) == {"kernel"}
     zero_bias = {name: {"kernel": w["kernel"], "bias": np.zeros(w["kernel"].shape[1])}
                  for name, w in variables["params"].items()}
@@ -240,7 +240,7 @@ def test_padding_mask_makes_outputs_at_real_positions_independent_of_padded_posi
 def test_decoder_block_is_causal_and_attends_to_the_encoder():
     block = TransformerDecoderBlock(num_heads=2, key_dim=3, ff_dim=8, dropout=0.1)
     x, memory = normal(10, (2, 5, 6)), normal(11, (2, 3, 4))
-    variables = jax.jit(block.init)(jax.random.PRNGKey(3), x, memory)
+    variables = random_variables(block, x, memory, seed=3)
     assert {"self_attention", "cross_attention", "norm3"} <= set(variables["params"])
     apply = jax.jit(lambda v, x, memory, memory_mask: block.apply(v, x, memory, encoder_mask=memory_mask,
                                                                   mutable=["intermediates"]))

@@ -104,13 +104,18 @@ def _train(kernel_init, steps=5):
     x = jax.random.normal(jax.random.PRNGKey(0), (16, 3))
     y = jnp.sin(x.sum(axis=1, keepdims=True))
     model = TwoLayer(kernel_init)
-    params = model.init(jax.random.PRNGKey(1), x)
+    params = jax.jit(model.init)(jax.random.PRNGKey(1), x)
     tx = optax.sgd(0.5)
     opt_state = tx.init(params)
-    for _ in range(steps):
+
+    @jax.jit
+    def step(params, opt_state):
         grads = jax.grad(lambda p: jnp.mean((model.apply(p, x) - y) ** 2))(params)
         updates, opt_state = tx.update(grads, opt_state)
-        params = optax.apply_updates(params, updates)
+        return optax.apply_updates(params, updates), opt_state
+
+    for _ in range(steps):
+        params, opt_state = step(params, opt_state)
     return np.asarray(params["params"]["hidden"]["kernel"])
 
 

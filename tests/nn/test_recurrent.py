@@ -16,7 +16,7 @@ from jdl.nn.recurrent import (
     StackedRecurrent,
     cell,
 )
-from tests.numeric import central_difference
+from tests.numeric import central_difference, random_variables
 
 KINDS = {"simple_rnn": SimpleRNNCell, "lstm": LSTMCell, "gru": GRUCell}
 B, T, F, U = 3, 6, 2, 4
@@ -81,7 +81,8 @@ def host(tree):
 
 
 def init64(layer, x):
-    return to64(layer.init(jax.random.key(1), jnp.asarray(x, jnp.float32)))
+    """float64 variables of the layer's shapes, N(0, 0.5²) draws: the references hold for any weights."""
+    return random_variables(layer, jnp.asarray(x, jnp.float32), seed=1, dtype=np.float64)
 
 
 def close(got, want):
@@ -209,7 +210,7 @@ def test_single_step_cell_api(kind, data, x64):
     for leaf in jax.tree_util.tree_leaves(carry):
         assert leaf.shape == (B, U) and not np.any(leaf)
     x = jnp.asarray(data["x"])
-    variables = to64(c.init(jax.random.key(1), carry, x[:, 0].astype(jnp.float32)))
+    variables = random_variables(c, carry, x[:, 0].astype(jnp.float32), seed=1, dtype=np.float64)
     carry = to64(carry)
     step = jax.jit(c.apply)
     for t in range(2):
@@ -242,7 +243,7 @@ def _equation_count(jaxpr):
 
 def test_compile_size_does_not_grow_with_time():
     layer = Recurrent(LSTMCell(8), return_sequences=True)
-    variables = layer.init(jax.random.key(0), jnp.ones((2, 10, 3)))
+    variables = random_variables(layer, jnp.ones((2, 10, 3)))
 
     def size(time):
         x = jnp.ones((2, time, 3))
