@@ -17,8 +17,12 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import jax
-import pytest
+from tests import compiler
+
+compiler.use_suite_flags()  # before JAX starts its CPU backend
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 _RUN_ID = "PYTEST_XDIST_TESTRUNUID"
 _SETTINGS = {  # JAX's documented options, by environment variable: (the value used here, its type)
@@ -87,3 +91,34 @@ def x64():
     """Run the test with 64-bit JAX types (float64 references), restoring the setting after."""
     with jax.enable_x64(True):
         yield
+
+
+# -- optional: where the suite's time goes (JDL_TEST_COMPILE_REPORT=DIR writes one JSON per worker) --
+
+_COMPILE_EVENTS = ("/jax/core/compile/backend_compile_duration", "/jax/core/compile/jaxpr_trace_duration",
+                   "/jax/core/compile/jaxpr_to_mlir_module_duration")
+_spent: dict[str, float] = {}
+_per_test: dict[str, dict[str, float]] = {}
+
+
+def _listen(event, duration, **_):
+    if event in _COMPILE_EVENTS:
+        _spent[event] = _spent.get(event, 0.0) + duration
+
+
+if os.environ.get("JDL_TEST_COMPILE_REPORT"):
+    jax.monitoring.register_event_duration_secs_listener(_listen)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(item, nextitem):
+        before = dict(_spent)
+        yield
+        _per_test[item.nodeid] = {k.rsplit("/", 1)[-1]: _spent.get(k, 0.0) - before.get(k, 0.0) for k in _COMPILE_EVENTS}
+
+    def pytest_sessionfinish(session):
+        import json
+
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        path = Path(os.environ["JDL_TEST_COMPILE_REPORT"]) / f"{worker}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(_per_test))

@@ -86,6 +86,14 @@ def check_model(model: Any) -> nn.Module:
     return model
 
 
+INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+"""The CPU initializer compiles with LLVM at -O1: the same parameters, bit for bit, in less than half the time.
+
+Initialisation runs once and is dominated by the unrolled threefry hashing of the random draws,
+which LLVM's default -O2 pipeline spends most of its time on; -O0 would change the rounding.
+"""
+
+
 @functools.lru_cache(maxsize=32)
 def _initializer(model: nn.Module, structure: Structure) -> Any:
     """jit(seed, sample, values) -> (params, model_state, opt_state, rng): one compile per model, optimizer structure and shape."""
@@ -100,7 +108,7 @@ def _initializer(model: nn.Module, structure: Structure) -> Any:
         tx = structure.transformation if raw else structure.assemble(values)
         return params, variables, tx.init(params), rng
 
-    return jax.jit(init)
+    return jax.jit(init, compiler_options=INIT_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None)
 
 
 def create_state(
