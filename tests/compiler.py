@@ -12,7 +12,8 @@ JDL_TEST_DEFAULT_COMPILER=1 runs the whole suite with XLA's default settings ins
 
 import os
 
-SUITE_XLA_FLAGS = ("--xla_cpu_use_fusion_emitters=false", "--xla_backend_optimization_level=1")
+SUITE_XLA_FLAGS = ("--xla_cpu_use_fusion_emitters=false", "--xla_backend_optimization_level=1",
+                   "--xla_cpu_parallel_codegen_split_count=1")
 
 
 def wanted() -> bool:
