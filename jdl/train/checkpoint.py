@@ -12,6 +12,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from jdl import _checks, _io
 from jdl.train.state import TrainState
 
@@ -92,12 +94,58 @@ def restore(directory: str | os.PathLike, state: TrainState, step: int | None = 
         raise FileNotFoundError(f"no checkpoint found in {os.fspath(directory)!r}")
     ocp = _ocp()
     handle = manager(directory)
-    restored = handle.restore(
-        int(step),
-        args=ocp.args.Composite(state=ocp.args.StandardRestore(state.arrays()), record=ocp.args.JsonRestore()),
-    )
-    handle.close()
-    return state.with_arrays(dict(restored["state"])), _io.json_restore(dict(restored["record"] or {}))
+    try:
+        restored = handle.restore(
+            int(step),
+            args=ocp.args.Composite(state=ocp.args.StandardRestore(state.arrays()), record=ocp.args.JsonRestore()),
+        )
+        arrays = dict(restored["state"])
+    except ValueError as err:
+        if "tree structures do not match" not in str(err):
+            raise
+        restored = handle.restore(int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(),
+                                                                     record=ocp.args.JsonRestore()))
+        arrays = from_earlier_layout(dict(restored["state"]), state.arrays(), err)
+    finally:
+        handle.close()
+    return state.with_arrays(arrays), _io.json_restore(dict(restored["record"] or {}))
+
+
+def from_earlier_layout(raw: Mapping[str, Any], template: Any, err: Exception) -> Any:
+    """The template's arrays taken from a checkpoint of an earlier release, by path.
+
+    Releases before the engine core baked momentum, clipping and weight decay into the optimizer
+    instead of injecting them as hyperparameters, so their optimizer states lack those leaves. A
+    leaf missing under a `hyperparams` entry keeps the template's value (the configured number);
+    any other missing leaf, or a shape that differs, is an error naming the path.
+    """
+    import jax
+
+    def lookup(path):
+        node = raw
+        for key in path:
+            name = getattr(key, "key", getattr(key, "name", getattr(key, "idx", None)))
+            if isinstance(node, Mapping) and name in node:
+                node = node[name]
+            elif isinstance(node, (list, tuple)) and isinstance(name, int) and name < len(node):
+                node = node[name]
+            else:
+                return None
+        return node
+
+    def take(path, leaf):
+        value = lookup(path)
+        where = jax.tree_util.keystr(path)
+        if value is None:
+            if any(getattr(k, "name", getattr(k, "key", None)) == "hyperparams" for k in path):
+                return leaf
+            raise ValueError(f"checkpoint does not match the model and optimizer: no value for {where} ({err})") from None
+        if tuple(np.shape(value)) != tuple(np.shape(leaf)):
+            raise ValueError(f"checkpoint does not match the model and optimizer: {where} has shape "
+                             f"{np.shape(value)}, expected {np.shape(leaf)}") from None
+        return jax.device_put(np.asarray(value, dtype=leaf.dtype), leaf.sharding)
+
+    return jax.tree_util.tree_map_with_path(take, template)
 
 
 def _is_step_directory(path: str) -> bool:

@@ -1,7 +1,10 @@
+from pathlib import Path
+
 import jax
 import numpy as np
 import pytest
 
+import jdl
 from jdl import callbacks as cb
 from jdl import optim
 from jdl.models import MLP
@@ -70,3 +73,31 @@ def test_augment_runs_on_training_batches_only():
     again, _ = t.fit(X, Y, epochs=2, batch_size=8, verbose=0,
                      augment=lambda key, x: x + 0.5 * jax.random.normal(key, x.shape))
     np.testing.assert_array_equal(np.asarray(noisy.params["Dense_0"]["kernel"]), np.asarray(again.params["Dense_0"]["kernel"]))
+
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "compat_v0_sgd_momentum"
+
+
+def _momentum_trainer(hidden=(4,)):
+    return jdl.Trainer(jdl.models.MLP(hidden=hidden, outputs=3), loss="sparse_categorical_crossentropy",
+                       optimizer=jdl.optim.sgd(0.1, momentum=0.9, clipnorm=1.0))
+
+
+def test_a_checkpoint_of_the_previous_release_with_momentum_and_clipping_restores_exactly():
+    """Written by commit c391a1f (fit 2 epochs, then save; arrays.npz holds that release's own arrays)."""
+    x = np.random.RandomState(0).randn(64, 5).astype(np.float32)
+    trainer = _momentum_trainer()
+    state, _ = checkpoint.restore(FIXTURE / "checkpoint", trainer.init(x, 0, steps_per_epoch=2))
+    restored = {jax.tree_util.keystr(p): np.asarray(leaf) for p, leaf in
+                jax.tree_util.tree_flatten_with_path({"params": state.params, "opt_state": state.opt_state})[0]}
+    recorded = np.load(FIXTURE / "arrays.npz")
+    for path in recorded.files:
+        np.testing.assert_array_equal(restored[path], recorded[path], err_msg=path)
+    assert float(restored["['opt_state'].hyperparams['momentum']"]) == pytest.approx(0.9)
+    assert float(restored["['opt_state'].hyperparams['clipnorm']"]) == pytest.approx(1.0)
+
+
+def test_a_checkpoint_of_another_model_is_refused_naming_the_path():
+    x = np.random.RandomState(0).randn(64, 5).astype(np.float32)
+    with pytest.raises(ValueError, match=r"Dense_0.*shape"):
+        checkpoint.restore(FIXTURE / "checkpoint", _momentum_trainer(hidden=(6,)).init(x, 0, steps_per_epoch=2))
