@@ -4,7 +4,7 @@ Epoch e visits the examples in the permutation drawn from fold_in(fold_in(PRNGKe
 (the identity without shuffling): full batches of `batch_size` first, then the remainder padded
 with index 0 (mask False) to a multiple of `multiple` (the devices a batch is split over). Steps
 run in chunks of at most `steps_per_execution`, each one `lax.scan` dispatch. Everything that
-depends on (seed, epoch) is traceable, so the permutation is drawn inside the compiled chunk.
+depends on (seed, epoch) is traceable, so the permutation is drawn on the device.
 """
 
 from __future__ import annotations

@@ -25,9 +25,25 @@ CACHE_SIZE = 64
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def train_chunk(spec: StepSpec, plan: BatchPlan, chunk: Chunk, donate: bool) -> Callable:
-    """jit(state, halted, data, seed, epoch, start, values) of `chunk`'s shape; donate: reuse the state's buffers."""
+    """jit(state, halted, data, order, start, values) of `chunk`'s shape; donate: reuse the state's buffers."""
     fn = functools.partial(step.train_chunk, spec, plan, chunk)
     return jax.jit(fn, donate_argnums=(0,) if donate else ())
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def epoch_order(n: int, shuffle: bool, mesh: Any = None) -> Callable:
+    """jit(seed, epoch) -> the epoch's permutation of n examples (BatchPlan.order), one compile for every epoch.
+
+    With a mesh the permutation is replicated over its devices, like the data it indexes.
+
+    Drawn in its own small program rather than inside each chunk: the threefry hashing and the sort
+    compile once (about 0.7 s on 2 cores for n = 10 000) instead of once per chunk shape; the
+    program is integer arithmetic only, so LLVM -O1 (faster to compile) gives the same permutation.
+    """
+    plan = BatchPlan(n, 1, shuffle)
+    placed = None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    exact = {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None  # integers only
+    return jax.jit(plan.order, out_shardings=placed, compiler_options=exact)
 
 
 def chunk_key(chunk: Chunk) -> Chunk:

@@ -54,11 +54,11 @@ class EpochLoop:
         while epoch < context.epochs and not context.stop_training:
             state = self.callbacks.on_epoch_begin(epoch, state, {})
             halted = jax.device_put(np.bool_(False))
+            order = compiled.epoch_order(self.plan.n, self.plan.shuffle, self.spec.mesh)(seed, np.int32(epoch))
             chunk_logs = []
             for chunk in self.plan.chunks():
                 run_chunk = compiled.train_chunk(self.spec, self.plan, compiled.chunk_key(chunk), donate)
-                state, halted, logs = run_chunk(state, halted, self.data, seed, np.int32(epoch), np.int32(chunk.start),
-                                                self.values)
+                state, halted, logs = run_chunk(state, halted, self.data, order, np.int32(chunk.start), self.values)
                 records = logs.pop("hooks")
                 for callback, record in zip(self.hooked, records):
                     callback.on_step_records(record)

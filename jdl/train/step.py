@@ -117,16 +117,16 @@ def gather(data: Any, index: jax.Array, mask: jax.Array | None, mesh: Any) -> An
 
 
 def train_chunk(spec: StepSpec, plan: BatchPlan, chunk: Chunk, state: TrainState, halted: jax.Array,
-                data: tuple[Any, Any, jax.Array], seed: jax.Array, epoch: jax.Array, start: jax.Array,
+                data: tuple[Any, Any, jax.Array], order: jax.Array, start: jax.Array,
                 values: CostValues) -> tuple[TrainState, jax.Array, dict]:
-    """The steps of `chunk` of `epoch` in one `lax.scan`; stop updating after a non-finite step.
+    """The steps of `chunk` in one `lax.scan`; stop updating after a non-finite step.
 
-    The epoch's permutation is drawn here from (seed, epoch), and the chunk's batches sliced from it
-    at step `start`. Returns the state, the halted flag and per-step logs stacked along a leading
-    (steps,) axis: logs["nonfinite"] marks the first step whose loss or gradient was not finite,
-    logs["hooks"] holds the step hooks' records.
+    order: the epoch's permutation of the n examples (plan.order(seed, epoch), on the device); the
+    chunk's batches are sliced from it at step `start`. Returns the state, the halted flag and
+    per-step logs stacked along a leading (steps,) axis: logs["nonfinite"] marks the first step
+    whose loss or gradient was not finite, logs["hooks"] holds the step hooks' records.
     """
-    indices, masks = plan.chunk_indices(plan.order(seed, epoch), chunk, start)
+    indices, masks = plan.chunk_indices(order, chunk, start)
 
     def body(carry, batch_plan):
         state, halted = carry
