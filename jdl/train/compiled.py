@@ -18,6 +18,7 @@ import jax
 from jdl.data.batching import BatchPlan, Chunk
 from jdl.train import step
 from jdl.train.objective import Objective
+from jdl.train.state import quick_exact_compile
 from jdl.train.step import StepSpec
 
 CACHE_SIZE = 64
@@ -37,13 +38,11 @@ def epoch_order(n: int, shuffle: bool, mesh: Any = None) -> Callable:
     With a mesh the permutation is replicated over its devices, like the data it indexes.
 
     Drawn in its own small program rather than inside each chunk: the threefry hashing and the sort
-    compile once (about 0.7 s on 2 cores for n = 10 000) instead of once per chunk shape; the
-    program is integer arithmetic only, so LLVM -O1 (faster to compile) gives the same permutation.
+    compile once (about 0.7 s on 2 cores for n = 10 000) instead of once per chunk shape.
     """
     plan = BatchPlan(n, 1, shuffle)
     placed = None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    exact = {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None  # integers only
-    return jax.jit(plan.order, out_shardings=placed, compiler_options=exact)
+    return jax.jit(plan.order, out_shardings=placed, compiler_options=quick_exact_compile())
 
 
 def chunk_key(chunk: Chunk) -> Chunk:

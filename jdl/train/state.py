@@ -86,12 +86,15 @@ def check_model(model: Any) -> nn.Module:
     return model
 
 
-INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
-"""The CPU initializer compiles with LLVM at -O1: the same parameters, bit for bit, in less than half the time.
+def quick_exact_compile() -> dict[str, int] | None:
+    """XLA options for programs whose results LLVM -O1 leaves bit-identical: on CPU {"xla_backend_optimization_level": 1}.
 
-Initialisation runs once and is dominated by the unrolled threefry hashing of the random draws,
-which LLVM's default -O2 pipeline spends most of its time on; -O0 would change the rounding.
-"""
+    Used for programs that run once or once per epoch and are dominated by integer hashing: the
+    initializer (its threefry draws; parameters verified bit for bit by tests/train/test_equivalence.py)
+    and the epoch's permutation (integers only). They compile in about half the time; -O0 would
+    change the initializer's rounding. None on other backends.
+    """
+    return {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
 
 
 @functools.lru_cache(maxsize=32)
@@ -108,7 +111,7 @@ def _initializer(model: nn.Module, structure: Structure) -> Any:
         tx = structure.transformation if raw else structure.assemble(values)
         return params, variables, tx.init(params), rng
 
-    return jax.jit(init, compiler_options=INIT_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None)
+    return jax.jit(init, compiler_options=quick_exact_compile())
 
 
 def create_state(
