@@ -52,6 +52,33 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    """Run a hyperparameter sweep: `jdl sweep SWEEP.toml [--out DIR] [--workers K] [--trial K] [--resume]`."""
+    from jdl import sweeps
+
+    sweep = sweeps.load(args.sweep_file)
+    trial = args.trial
+    body = sweeps.run(sweep, args.out, resume=args.resume, workers=args.workers, trial=trial, worker=args.worker,
+                      verbose=args.verbose)
+    if not args.worker:
+        out = Path(args.out) if args.out is not None else sweeps.runner.default_out(sweep)
+        done = [t for t in body["trials"] if t["value"] is not None and t["state"] == "complete"]
+        if done:
+            pick = min if sweep.objective.direction == "minimize" else max
+            best = pick(done, key=lambda t: t["value"])
+            print(f"{sweep.name}: best trial {best['number']}, {sweep.objective.metric} {best['value']:.5g} "
+                  f"({sweeps.space.label(best['params'])})")
+        print(f"wrote {out}/ (sweep.json, sweep.csv, report: {out / 'report.html'})")
+    return 0
+
+
+def _trial_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a trial number, got {text!r}") from None
+
+
 STUDY_SIZES = {
     "depth": {"full": dict(depths=(2, 5, 10, 20, 30), batch_norm=(False, True), steps=200),
               "quick": dict(activations=("sigmoid", "tanh", "relu"), inits=("uniform", "xavier_normal", "he_normal", "large"),
@@ -123,6 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--out", default=None, help="report directory (default: runs/study_NAME)")
     study.add_argument("--quick", action="store_true", help="a small grid that runs in well under a minute")
     study.set_defaults(run=_study)
+    sweep = commands.add_parser("sweep", help="run a hyperparameter sweep (grid, random or optuna) of jdl train runs")
+    sweep.add_argument("sweep_file", help="a sweep TOML file: base config, [space], method, objective "
+                       "(see examples/configs/digits_sweep.toml)")
+    sweep.add_argument("--out", default=None, help="sweep directory (default: sweeps/NAME)")
+    sweep.add_argument("--workers", type=int, default=1, help="run trials in this many local processes")
+    sweep.add_argument("--trial", type=_trial_number, default=None, metavar="K",
+                       help="run only trial K of a grid/random sweep (job arrays: --trial $SLURM_ARRAY_TASK_ID)")
+    sweep.add_argument("--resume", action="store_true",
+                       help="continue an interrupted sweep, or join one from another host (finished trials are kept)")
+    sweep.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    sweep.add_argument("--verbose", type=int, choices=(0, 1), default=1, help="0 silent, 1 a line per trial")
+    sweep.set_defaults(run=_sweep)
     report = commands.add_parser("report", help="(re)write report.html and report.json of a jdl train run directory")
     report.add_argument("run_dir", help="a run directory written by jdl train")
     report.set_defaults(run=_report)
@@ -157,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (ConfigError, *USER_ERRORS) as err:
             return _error(args.command, err)
     except KeyboardInterrupt:
-        hint = " (--resume continues from the last completed epoch)" if args.command == "train" else ""
+        hint = {"train": " (--resume continues from the last completed epoch)",
+                "sweep": " (--resume continues it; finished trials are kept)"}.get(args.command, "")
         print(f"jdl {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
 

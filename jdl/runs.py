@@ -7,6 +7,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -71,14 +72,15 @@ DEFAULT_MONITOR = {"every": 10, "per_example": True, "moments": True}
 
 
 def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, resume: bool = False,
-        verbose: int = 1) -> dict[str, Any]:
+        verbose: int = 1, extra_callbacks: Sequence[callbacks_lib.Callback] = ()) -> dict[str, Any]:
     """Train as `config` says, writing the run directory; returns the summary.
 
     summary.json: train/validation/test loss and metrics of the returned state (the best
     weights when early stopping restores them), epochs run, best epoch, the last epoch's logs.
 
     A run directory that already holds checkpoints is never overwritten: pass resume=True to
-    continue it from its last epoch, or choose another `out`.
+    continue it from its last epoch, or choose another `out`. `extra_callbacks` join the config's
+    (a sweep's pruning callback).
     """
     out = Path(out) if out is not None else Path("runs") / config.name
     has_checkpoint = latest_step(out / LATEST) is not None
@@ -102,7 +104,7 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
     _io.write_json(out / "config.json", config.to_dict())
 
     started = time.perf_counter()
-    callbacks = _callbacks(config, out)
+    callbacks = _callbacks(config, out) + list(extra_callbacks)
     if verbose:
         print(f"{config.name}: compiling the training step…", flush=True)
     state, history = trainer.fit(

@@ -1,0 +1,137 @@
+"""Running sweeps: trial run directories reproducible alone, sweep.json/csv, resume after a kill, Optuna's study."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from jdl import cli
+from jdl import config as config_lib
+from jdl import runs
+from jdl.sweeps import optuna_search, runner, spec, store
+
+
+def _column(run_dir, name):
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        return [float(row[name]) for row in csv.DictReader(handle)]
+
+
+def test_grid_trials_are_ordinary_runs_reproducible_alone(write_sweep, tmp_path, capsys):
+    path = write_sweep("""
+        name = "lr_grid"
+        objective = "val_loss, minimize"
+        [space]
+        "train.learning_rate" = [0.2, 0.02]
+    """)
+    out = tmp_path / "out"
+    assert cli.main(["sweep", str(path), "--out", str(out), "--verbose", "0"]) == 0
+    body = json.loads((out / "sweep.json").read_text())
+    assert body["method"] == "grid" and body["objective"] == {"metric": "val_loss", "direction": "minimize"}
+    assert [t["number"] for t in body["trials"]] == [0, 1]
+    for trial in body["trials"]:
+        run_dir = out / trial["run_dir"]
+        assert trial["state"] == "complete"
+        assert trial["value"] == min(_column(run_dir, "val_loss"))
+        summary = json.loads((run_dir / "summary.json").read_text())
+        lr = trial["params"]["train.learning_rate"]
+        assert summary["name"] == f"iris_base lr={lr:g}"
+        assert f"Training report: iris_base lr={lr:g}" in (run_dir / "report.html").read_text()
+    with open(out / "sweep.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(r["train.learning_rate"]) for r in rows] == [0.2, 0.02]
+    assert [float(r["value"]) for r in rows] == [t["value"] for t in body["trials"]]
+    # trial 1 alone, from the command sweep.json records: the same numbers, bit for bit
+    sweep = spec.load(path)
+    overrides = sweep.trial_overrides(body["trials"][1]["params"], "iris_base")
+    assert body["trials"][1]["command"].endswith(f"--out {out / 'trial-1'}")
+    runs.run(config_lib.load(tmp_path / "base.toml", overrides), tmp_path / "alone", verbose=0)
+    assert _column(tmp_path / "alone", "val_loss") == _column(out / "trial-1", "val_loss")
+    page = (out / "report.html").read_text()
+    assert "Sweep report: lr_grid" in page and "Trials, best first" in page
+    assert cli.main(["sweep", str(path), "--out", str(out)]) == 2
+    assert "already holds this sweep; use --resume" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigkilled_workers_resume_and_finish_every_trial_once(write_sweep, tmp_path):
+    path = write_sweep("""
+        name = "killed"
+        method = "random"
+        trials = 4
+        seed = 3
+        objective = "val_loss"
+        [space]
+        "train.learning_rate" = { log_uniform = [0.01, 0.3] }
+    """)
+    out = tmp_path / "out"
+    parent = subprocess.Popen([sys.executable, "-m", "jdl.cli", "sweep", str(path), "--out", str(out), "--workers", "2",
+                               "--verbose", "0"], start_new_session=True, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not any(r["state"] == "complete" for r in store.trials(out)):
+        if (out / "sweep.json").exists():
+            json.loads((out / "sweep.json").read_text())  # valid JSON at every moment
+        time.sleep(0.2)
+    finished_before = {r["number"]: r for r in store.trials(out) if r["state"] == "complete"}
+    assert finished_before, "no trial finished within 240 s"
+    os.killpg(parent.pid, signal.SIGKILL)
+    parent.wait()
+    claims = [json.loads(c.read_text())["pid"] for c in out.glob("trial-*/.claim")]
+    while any(store._alive(pid) for pid in claims) and time.monotonic() < deadline + 30:
+        time.sleep(0.1)
+    json.loads((out / "sweep.json").read_text())
+    assert cli.main(["sweep", str(path), "--out", str(out), "--resume", "--verbose", "0"]) == 0
+    body = json.loads((out / "sweep.json").read_text())
+    assert [t["number"] for t in body["trials"]] == [0, 1, 2, 3]
+    assert all(t["state"] == "complete" for t in body["trials"])
+    for number, before in finished_before.items():
+        assert store.read_trial(out, number)["seconds"] == before["seconds"]  # not run again
+    expected = spec.load(path).points()
+    for trial in body["trials"]:
+        assert trial["params"] == expected[trial["number"]]
+        epochs = [int(row["epoch"]) for row in csv.DictReader(open(out / trial["run_dir"] / "metrics.csv"))]
+        assert epochs == [0, 1, 2]  # each epoch once, also for the trial a worker was killed in
+    assert not list(out.glob("trial-*/.claim"))
+
+
+def test_optuna_study_matches_sweep_json_and_interrupted_trials_continue_in_place(write_sweep, tmp_path, monkeypatch):
+    import optuna
+
+    path = write_sweep("""
+        name = "tpe"
+        method = "optuna"
+        trials = 3
+        objective = "val_loss"
+        pruner = { name = "median", startup_trials = 1, warmup_epochs = 0 }
+        [space]
+        "train.learning_rate" = { log_uniform = [0.01, 0.3] }
+        "model.hidden" = { choice = [[4], [8]] }
+    """)
+    sweep, out = spec.load(path), tmp_path / "out"
+    real = runner.run_trial
+
+    def interrupted_second(sweep, out, number, params, **kwargs):
+        if number == 1:
+            raise KeyboardInterrupt
+        return real(sweep, out, number, params, **kwargs)
+
+    monkeypatch.setattr(runner, "run_trial", interrupted_second)
+    with pytest.raises(KeyboardInterrupt):
+        runner.sweep(sweep, out, verbose=0)
+    monkeypatch.setattr(runner, "run_trial", real)
+    body = runner.sweep(sweep, out, resume=True, verbose=0)
+    study = optuna.load_study(study_name="tpe", storage=optuna_search.study(sweep, out)._storage)
+    trials = study.get_trials()
+    assert [t.number for t in trials] == [0, 1, 2]  # the interrupted trial 1 was continued, not replaced
+    states = {"complete": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED}
+    for record, frozen in zip(body["trials"], trials):
+        assert frozen.state == states[record["state"]]
+        assert optuna_search.decode(sweep, frozen.params) == record["params"]
+        if record["state"] == "complete":
+            assert frozen.value == record["value"]
+    assert "Sweep report: tpe" in (out / "report.html").read_text()
