@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from matplotlib.ticker import MaxNLocator, NullFormatter
+
 from jdl import _io
 from jdl.diagnostics.report.page import Report, Section, figure_png, pyplot
 from jdl.sweeps import spec as spec_lib
@@ -49,6 +51,7 @@ def _scatter(sweep: spec_lib.Sweep, trials: list[dict[str, Any]]) -> bytes:
             ax.scatter(xs, [t["value"] for t in chosen], c=colour, label=state, s=22, alpha=0.8)
         if dim.kind == "log_uniform":
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
         if dim.discrete:
             ax.set_xticks(range(len(dim.values)), [str(_io.json_safe(v)) for v in dim.values], rotation=30, ha="right")
         ax.set_xlabel(dim.key)
@@ -57,6 +60,10 @@ def _scatter(sweep: spec_lib.Sweep, trials: list[dict[str, Any]]) -> bytes:
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
     return figure_png(fig)
+
+
+def _cell(value: Any) -> Any:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else str(_io.json_safe(value))
 
 
 def _curves(sweep: spec_lib.Sweep, out: Path, best: list[dict[str, Any]]) -> bytes | None:
@@ -73,6 +80,7 @@ def _curves(sweep: spec_lib.Sweep, out: Path, best: list[dict[str, Any]]) -> byt
         plt.close(fig)
         return None
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(sweep.objective.metric)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8)
@@ -114,9 +122,10 @@ def sweep_report(sweep: spec_lib.Sweep, out: Path, body: dict[str, Any]) -> Repo
             means = {k: sum(v) / len(v) for k, v in by_value.items()}
             if len(means) > 1:
                 pick = (min if sweep.objective.direction == "minimize" else max)(means, key=means.get)
-                report.findings.append(f"{dim.key}: {pick} is best on average ({metric} {means[pick]:.4g} over "
+                report.findings.append(f"{dim.key} = {pick} is best on average ({metric} {means[pick]:.4g} over "
                                        f"{len(by_value[pick])} trials; the others: "
-                                       + ", ".join(f"{k} {v:.4g}" for k, v in means.items() if k != pick) + ")")
+                                       + ", ".join(f"{dim.key.rsplit('.', 1)[-1]}={k} {v:.4g}" for k, v in means.items()
+                                                   if k != pick) + ")")
     health = {t["number"]: _health(out, t) for t in trials}
     unhealthy = [n for n, notes in health.items() if notes]
     for number in unhealthy:
@@ -124,7 +133,7 @@ def sweep_report(sweep: spec_lib.Sweep, out: Path, body: dict[str, Any]) -> Repo
         report.findings.append(f"Trial #{number} ({label(trial['params'])}, {trial['state']}): " + "; ".join(health[number]))
 
     keys = [d.key for d in sweep.dimensions]
-    rows = [[t["number"], t["state"], t.get("value"), *(str(_io.json_safe(t["params"].get(k))) for k in keys),
+    rows = [[t["number"], t["state"], t.get("value"), *(_cell(t["params"].get(k)) for k in keys),
              t.get("best_epoch"), t.get("epochs_run"), t.get("run_dir")] for t in trials]
     report.sections.append(Section(
         "Trials, best first",

@@ -101,12 +101,13 @@ def run_trial(sweep: spec_lib.Sweep, out: Path, number: int, params: dict[str, A
         record.update(state="failed", error=" ".join(str(err).split()), seconds=time.perf_counter() - started)
         store.write_trial(out, record)
         return record
-    _, values = store.read_curve(run_dir, sweep.objective.metric)
+    epochs, values = store.read_curve(run_dir, sweep.objective.metric)
     if not values and sweep.objective.metric not in summary.get("last_epoch_logs", {}):
         raise ConfigError(f"objective: {sweep.objective.metric!r} was not logged by trial {number} "
                           f"(its logs: {', '.join(summary.get('last_epoch_logs', {}))})")
     value = sweep.objective.best(values)
-    record.update(value=value, best_epoch=summary.get("best_epoch"), epochs_run=summary.get("epochs_run"),
+    record.update(value=value, best_epoch=epochs[values.index(value)] if value is not None else None,
+                  epochs_run=summary.get("epochs_run"),
                   seconds=record.get("seconds", 0.0) + time.perf_counter() - started,
                   state="pruned" if prune is not None and prune.pruned else ("complete" if value is not None else "failed"),
                   error=None if value is not None else f"{sweep.objective.metric} was never finite (the run diverged)")

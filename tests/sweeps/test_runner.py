@@ -110,7 +110,7 @@ def test_optuna_study_matches_sweep_json_and_interrupted_trials_continue_in_plac
         pruner = { name = "median", startup_trials = 1, warmup_epochs = 0 }
         [space]
         "train.learning_rate" = { log_uniform = [0.01, 0.3] }
-        "model.hidden" = { choice = [[4], [8]] }
+        seed = { choice = [0, 1] }
     """)
     sweep, out = spec.load(path), tmp_path / "out"
     real = runner.run_trial
