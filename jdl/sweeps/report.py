@@ -102,6 +102,50 @@ def _health(out: Path, trial: dict[str, Any]) -> list[str]:
     return notes
 
 
+HEALTH_KINDS = (("non-finite", ("non-finite", "nan", "inf")), ("exploding gradients", ("explod", "grow")),
+                ("vanishing gradients", ("vanish", "underflow")), ("dead ReLUs", ("dead",)))
+
+
+def _kind(message: str) -> str:
+    text = message.lower()
+    return next((kind for kind, words in HEALTH_KINDS if any(w in text for w in words)), "other warnings")
+
+
+def _where(sweep: spec_lib.Sweep, hit: list[dict[str, Any]], rest: list[dict[str, Any]]) -> str:
+    """Which values the affected trials share, against the others: ranges of numbers, counts of choices."""
+    parts = []
+    for dim in sweep.dimensions:
+        name = dim.key.rsplit(".", 1)[-1]
+        values = [t["params"][dim.key] for t in hit]
+        others = [t["params"][dim.key] for t in rest]
+        if not dim.discrete or all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in dim.values):
+            if others and (min(values), max(values)) == (min(others), max(others)):
+                continue
+            text = f"{name} {min(values):.3g}–{max(values):.3g}" if len(set(map(str, values))) > 1 else f"{name} {values[0]:.3g}"
+            if others:
+                text += f" (the others {min(others):.3g}–{max(others):.3g})"
+        else:
+            counts = {str(v): sum(str(x) == str(v) for x in values) for v in dim.values}
+            text = f"{name} " + ", ".join(f"{k} ×{c}" for k, c in counts.items() if c)
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def health_findings(sweep: spec_lib.Sweep, trials: list[dict[str, Any]], health: dict[int, list[str]]) -> list[str]:
+    """One finding per kind of gradient trouble: how many trials, which, and the values they share."""
+    findings = []
+    for kind in [k for k, _ in HEALTH_KINDS] + ["other warnings"]:
+        numbers = [n for n, notes in health.items() if any(_kind(m) == kind for m in notes)]
+        if not numbers:
+            continue
+        hit = [t for t in trials if t["number"] in numbers]
+        rest = [t for t in trials if t["number"] not in numbers]
+        listed = ", ".join(f"#{n}" for n in sorted(numbers)[:12]) + (" …" if len(numbers) > 12 else "")
+        findings.append(f"{kind[0].upper() + kind[1:]} in {len(numbers)} of {len(trials)} trials ({listed}): {_where(sweep, hit, rest)}. "
+                        "The table 'Gradient health per trial' gives each monitor's words.")
+    return findings
+
+
 def sweep_report(sweep: spec_lib.Sweep, out: Path, body: dict[str, Any]) -> Report:
     """The report of a finished (or partly finished) sweep directory."""
     trials = ranked(sweep, body["trials"])
@@ -128,9 +172,7 @@ def sweep_report(sweep: spec_lib.Sweep, out: Path, body: dict[str, Any]) -> Repo
                                                    if k != pick) + ")")
     health = {t["number"]: _health(out, t) for t in trials}
     unhealthy = [n for n, notes in health.items() if notes]
-    for number in unhealthy:
-        trial = next(t for t in trials if t["number"] == number)
-        report.findings.append(f"Trial #{number} ({label(trial['params'])}, {trial['state']}): " + "; ".join(health[number]))
+    report.findings += health_findings(sweep, trials, health)
 
     keys = [d.key for d in sweep.dimensions]
     rows = [[t["number"], t["state"], t.get("value"), *(_cell(t["params"].get(k)) for k in keys),

@@ -135,3 +135,34 @@ def test_optuna_study_matches_sweep_json_and_interrupted_trials_continue_in_plac
         if record["state"] == "complete":
             assert frozen.value == record["value"]
     assert "Sweep report: tpe" in (out / "report.html").read_text()
+
+
+def test_health_findings_group_trials_by_trouble_and_name_the_values_they_share():
+    from jdl.sweeps import report, space
+
+    sweep = spec.Sweep(name="s", path=None, base=None, overrides=(), method="random", trials=4, seed=0,
+                       objective=spec.Objective("val_loss", "minimize"), pruner={"name": "none"},
+                       dimensions=space.parse({"train.learning_rate": {"log_uniform": [1e-4, 1.0]},
+                                               "model.kernel_init": {"choice": ["he_normal", "glorot_uniform"]}}))
+    trials = [{"number": n, "params": {"train.learning_rate": lr, "model.kernel_init": init}, "state": "complete"}
+              for n, (lr, init) in enumerate([(0.5, "he_normal"), (0.3, "glorot_uniform"), (1e-3, "he_normal"), (2e-3, "he_normal")])]
+    health = {0: ["90% of layer Dense_0's ReLUs are dead"], 1: ["layer Dense_1's gradient is non-finite at step 12",
+                                                               "80% of layer Dense_0's ReLUs are dead"], 2: [], 3: []}
+    found = report.health_findings(sweep, trials, health)
+    assert found[0].startswith("Non-finite in 1 of 4 trials (#1): learning_rate 0.3 (the others 0.001–0.5)")
+    assert found[1].startswith("Dead ReLUs in 2 of 4 trials (#0, #1): learning_rate 0.3–0.5 (the others 0.001–0.002); "
+                               "kernel_init he_normal ×1, glorot_uniform ×1")
+    assert len(found) == 2
+
+
+def test_a_trial_is_claimed_once_and_a_dead_claim_is_cleared_on_resume(tmp_path):
+    assert store.claim(tmp_path, 3) and not store.claim(tmp_path, 3)
+    with pytest.raises(FileExistsError, match=f"trial 3 of {tmp_path} is being run by process {os.getpid()}"):
+        store.clear_stale_claims(tmp_path)  # this process is alive: refuse to steal its trial
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "trial-3" / ".claim").write_text(json.dumps({"host": __import__("socket").gethostname(),
+                                                             "pid": int(dead.stdout)}))
+    (tmp_path / "trial-4").mkdir()
+    (tmp_path / "trial-4" / ".claim").write_text(json.dumps({"host": "elsewhere", "pid": 1}))
+    assert store.clear_stale_claims(tmp_path) == ([3], ["trial 4 (host elsewhere, pid 1)"])
+    assert store.claim(tmp_path, 3)
