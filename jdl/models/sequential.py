@@ -105,7 +105,7 @@ class Sequential(nn.Module):
 
     @nn.nowrap
     def add(self, layer: nn.Module) -> None:
-        """Append a layer (Keras `model.add`); only before the model is trained (its parameters follow the layers)."""
+        """Append a layer (Keras `model.add`), before the model goes to a Trainer (which reads its layers once)."""
         if self.scope is not None:
             raise RuntimeError("add() on a bound Sequential: add layers before init/apply")
         layer = _check_layer(layer, "layer")

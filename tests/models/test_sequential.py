@@ -54,6 +54,8 @@ def test_summary_counts_names_and_shapes_equal_keras(name):
     assert [(r.name, r.output_shape, r.params) for r in result.rows] == layers
     assert (result.trainable, result.non_trainable) == (trainable, non_trainable)
     assert count_params(model, sample) == trainable + non_trainable
+    if name == "lecture_cnn":
+        assert count_params(jdl.models.lecture_cnn(), sample) == trainable  # jdl's own preset counts the same
     text = summary(model, sample, print_fn=None)
     assert f"Total params: {trainable + non_trainable:,}" in text
     assert f"Non-trainable params: {non_trainable:,}" in text
@@ -144,18 +146,23 @@ def loop_norms(loss_fn, params, x, y):
 
 def test_per_example_norms_take_the_fast_path_and_equal_a_loop_of_grad():
     rng = np.random.default_rng(1)
-    model = Sequential([Embedding(11, 4), LSTM(5), Dropout(0.2), Dense(6, activation="relu"), Dense(3)])
     x, y = rng.integers(0, 11, (4, 5)).astype(np.int32), rng.integers(0, 3, 4).astype(np.int32)
-    params = random_variables(model, x)["params"]
 
-    def loss_fn(p, xi, yi):
-        return jdl.losses.sparse_categorical_crossentropy(yi[None], model.apply({"params": p}, xi[None]))
+    def loss_of(model):
+        def loss_fn(p, xi, yi):
+            return jdl.losses.sparse_categorical_crossentropy(yi[None], model.apply({"params": p}, xi[None]))
+        return loss_fn
 
-    coverage = jdl.diagnostics.per_example.fast_path_coverage(loss_fn, params, (x, y))
-    assert sorted(coverage["fast"]) == ["dense", "dense_1", "embedding", "lstm/cell", "lstm/cell/input"]
+    recurrent = Sequential([Embedding(11, 4), LSTM(5, return_sequences=True), GRU(4), Dropout(0.2), Dense(3)])
+    coverage = jdl.diagnostics.per_example.fast_path_coverage(loss_of(recurrent), random_variables(recurrent, x)["params"],
+                                                              (x, y))
+    assert sorted(coverage["fast"]) == ["dense", "embedding", "gru/cell", "gru/cell/input", "lstm/cell", "lstm/cell/input"]
     assert coverage["vmap"] == []
-    fast = jdl.diagnostics.per_example_grad_norms(loss_fn, params, (x, y), method="fast")
-    np.testing.assert_allclose(np.asarray(fast), loop_norms(loss_fn, params, x, y), rtol=2e-5)
+    model = Sequential([Embedding(11, 4), Flatten(), Dense(6, activation="relu"), Dropout(0.2), Dense(3)])
+    params = random_variables(model, x)["params"]
+    assert jdl.diagnostics.per_example.fast_path_coverage(loss_of(model), params, (x, y))["vmap"] == []
+    fast = jdl.diagnostics.per_example_grad_norms(loss_of(model), params, (x, y), method="fast")
+    np.testing.assert_allclose(np.asarray(fast), loop_norms(loss_of(model), params, x, y), rtol=2e-5)
 
 
 def test_bad_layers_and_missing_sample_input_are_refused():
