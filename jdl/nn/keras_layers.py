@@ -49,10 +49,12 @@ class Dense(nn.Module):
 
     activation: a name ("relu", ...; "prelu": a learned PReLU after the affine map, whose kernel then
     takes the vmap path of per-example gradients: a PReLU() layer after it keeps the fast one), a
-    function or None (linear). kernel_initializer / bias_initializer: jdl initializer names ("glorot_uniform",
-    Keras' default) or functions. kernel_regularizer / bias_regularizer: a `jdl.regularizers` value
-    or name, added to the cost; kernel_constraint / bias_constraint: a `jdl.constraints` value or
-    name, applied after each update. Parameters: kernel (d, units), bias (units,).
+    function or None (linear). kernel_initializer / bias_initializer: jdl initializer names
+    ("glorot_uniform", Keras' default) or functions. kernel_regularizer / bias_regularizer: a
+    `jdl.regularizers` value or name, added to the cost; kernel_constraint / bias_constraint: a
+    `jdl.constraints` value or name, applied after each update (both by the Trainer, for a layer of
+    a `jdl.models.Sequential` or of a model whose `declared_regularizers` / `declared_constraints`
+    name it). Parameters: kernel (d, units), bias (units,).
     """
 
     units: int
