@@ -124,7 +124,7 @@ class Sequential(nn.Module):
 
     @property
     def output_activation(self) -> str | None:
-        """What `Trainer.predict` applies: the folded sigmoid/softmax (logits=True), "linear" if already applied, else None."""
+        """What `Trainer.predict` applies: the folded sigmoid/softmax, "linear" if the model applies it, else None."""
         folded = _folded(self.layers[-1]) if self.layers else None
         if folded is None:
             return None

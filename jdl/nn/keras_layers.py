@@ -109,7 +109,7 @@ class Dense(nn.Module):
 
 
 class Dropout(nn.Module):
-    """Keras Dropout: inverted dropout in training (each unit zeroed with probability rate, survivors × 1/(1-rate)); identity at inference."""
+    """Keras Dropout: in training each unit is zeroed with probability rate, survivors × 1/(1 - rate); identity at inference."""
 
     rate: float
 
@@ -125,9 +125,9 @@ class Dropout(nn.Module):
 
 
 class BatchNormalization(nn.Module):
-    """Keras BatchNormalization: γ (x - μ)/√(σ² + ε) + β over the last axis; batch statistics in training, running ones at inference.
+    """Keras BatchNormalization: γ (x - μ)/√(σ² + ε) + β per feature (last axis); μ, σ² of the batch in training.
 
-    momentum: of the running statistics (Keras 0.99); epsilon (Keras 1e-3). Parameters scale γ and
+    At inference the running statistics are used; momentum: of the running statistics (Keras 0.99); epsilon (Keras 1e-3). Parameters scale γ and
     bias β (trainable), batch_stats mean and var (non-trainable), each (features,).
     """
 

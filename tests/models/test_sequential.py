@@ -1,4 +1,4 @@
-"""Sequential: Keras' parameter counts and names, training under Trainer equal to a hand-written Flax module, fast per-example norms, errors."""
+"""Sequential: Keras' parameter counts and names, Trainer results equal to a hand-written Flax module, fast per-example norms."""
 
 import flax.linen as nn
 import jax
