@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_SUBMODULES = ("callbacks", "config", "data", "diagnostics", "losses", "metrics", "models", "nn", "optim", "runs",
-               "train")
+_SUBMODULES = ("callbacks", "config", "constraints", "data", "diagnostics", "losses", "metrics", "models", "nn", "optim",
+               "regularizers", "runs", "train")
 _FROM_TRAIN = ("History", "TrainState", "Trainer")
 
 __all__ = ["History", "TrainState", "Trainer", "__version__", "callbacks", "data", "diagnostics", "losses",

@@ -9,6 +9,8 @@ from jdl.models.mlp import MLP
 from jdl.models.multitask import TwoInputTwoHead
 from jdl.models.rnn import RNNClassifier, SequenceClassifier, SequenceGenerator, SequenceTagger
 from jdl.models.seq2seq import Seq2Seq
+from jdl.models.sequential import Sequential
+from jdl.models.summary import count_params, summary
 from jdl.models.transfer import TrunkHead, transplant
 from jdl.models.transformer import CausalLM, TransformerClassifier, attention_maps, generate
 from jdl.models.word2vec import Word2Vec, WordVectors, negative_sampling_targets
@@ -66,6 +68,7 @@ __all__ = [
     "MLP",
     "RNNClassifier",
     "Seq2Seq",
+    "Sequential",
     "SequenceClassifier",
     "SequenceGenerator",
     "SequenceTagger",
@@ -82,7 +85,9 @@ __all__ = [
     "latent_plot",
     "reconstruction_grid",
     "transplant",
+    "count_params",
     "get",
     "names",
+    "summary",
     "negative_sampling_targets",
 ]

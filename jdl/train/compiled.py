@@ -75,7 +75,7 @@ def eval_step(objective: Objective) -> Callable:
 
     def run(state, x, y, w, values):
         cost, (logs, _) = objective.cost(state.model, state.params, state.model_state, (x, y, w), values,
-                                         step.penalty_examples(state, w.shape[0]) if objective.penalty else None,
+                                         step.penalty_examples(state, w.shape[0]) if objective.penalized else None,
                                          train=False, key=state.rng)
         return {"loss": cost, **logs}
 
@@ -112,7 +112,7 @@ def cost_and_grad(objective: Objective, augment: Any) -> Callable:
 
         def cost(params):
             return objective.cost(state.model, params, state.model_state, (x, y, w), values,
-                                  examples if objective.penalty else None, train=True, key=key)[0]
+                                  examples if objective.penalized else None, train=True, key=key)[0]
 
         return jax.value_and_grad(cost)(state.params)
 

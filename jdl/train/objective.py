@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jdl import losses as losses_lib
+from jdl import regularizers as regularizers_lib
 from jdl.optim.penalty import l2_penalty
 
 SINGLE = None  # the head name of a single-output model
@@ -59,6 +60,12 @@ class Objective:
     penalty: bool = False
     train_kwargs: tuple[tuple[str, bool], ...] = ()
     eval_kwargs: tuple[tuple[str, bool], ...] = ()
+    regularizers: regularizers_lib.Declared = ()  # the model's per-layer (path, regularizer) pairs: + Σ_l R_l(W_l)
+
+    @property
+    def penalized(self) -> bool:
+        """Whether the cost has a penalty term (the optimizer's L2 or the model's regularizers), which needs m."""
+        return self.penalty or bool(self.regularizers)
 
     @property
     def head_names(self) -> tuple[Any, ...]:
@@ -126,8 +133,11 @@ class Objective:
         return cost, logs
 
     def penalty_term(self, params: Any, values: CostValues, examples: jax.Array) -> jax.Array | None:
-        """λ/(2m)·Σ‖W‖² with m = `examples`, or None without an L2 penalty."""
-        return l2_penalty(params, values.l2, examples) if self.penalty else None
+        """λ/(2m)·Σ‖W‖² plus Σ_l R_l(W_l) with m = `examples`, or None without either."""
+        terms = [l2_penalty(params, values.l2, examples)] if self.penalty else []
+        if self.regularizers:
+            terms.append(regularizers_lib.total(self.regularizers, params, examples))
+        return sum(terms[1:], terms[0]) if terms else None
 
     def cost_of_outputs(self, params: Any, y: Any, outputs: Any, w: jax.Array, added: jax.Array | None,
                         values: CostValues, examples: jax.Array | None) -> tuple[jax.Array, dict[str, jax.Array]]:

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jdl import constraints
 from jdl.data.batching import BatchPlan, Chunk
 from jdl.train import sharding
 from jdl.train.hooks import StepContext
@@ -69,7 +70,7 @@ def step_candidate(spec: StepSpec, state: TrainState, x: Any, y: Any, w: jax.Arr
     if spec.augment is not None:
         key, augment_key = jax.random.split(key)
         x = spec.augment(augment_key, x)
-    examples = penalty_examples(state, w.shape[0]) if objective.penalty else None
+    examples = penalty_examples(state, w.shape[0]) if objective.penalized else None
 
     def cost_fn(params):
         return objective.cost(state.model, params, state.model_state, (x, y, w), values, examples, train=True, key=key)
@@ -86,7 +87,7 @@ def step_candidate(spec: StepSpec, state: TrainState, x: Any, y: Any, w: jax.Arr
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
     new_state = state.replace(
         step=state.step + 1,
-        params=optax.apply_updates(state.params, updates),
+        params=constraints.project(state.model, optax.apply_updates(state.params, updates)),
         opt_state=opt_state,
         model_state=model_state,
     )

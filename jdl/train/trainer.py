@@ -13,6 +13,7 @@ import numpy as np
 
 from jdl import _checks, metrics as metrics_lib, optim
 from jdl import losses as losses_lib
+from jdl import regularizers
 from jdl.data.batching import MAX_STEPS_PER_EXECUTION, BatchPlan
 from jdl.nn import activations
 from jdl.nn.mode import mode_kwargs
@@ -70,6 +71,7 @@ class Trainer:
             penalty=self.optimizer.l2 is not None,
             train_kwargs=tuple(mode_kwargs(self.model, True).items()),
             eval_kwargs=tuple(mode_kwargs(self.model, False).items()),
+            regularizers=regularizers.declared(self.model),
         )
         self.values = make_values(self.objective, self.loss_weights, self.optimizer.l2)
 

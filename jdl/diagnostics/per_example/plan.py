@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from jdl.diagnostics.per_example import rules
 from jdl.nn.conv import Conv1D, Conv2D
+from jdl.nn.keras_layers import Dense as KerasDense
 from jdl.nn.recurrent import GRUCell, LSTMCell, SimpleRNNCell
 
 
@@ -75,8 +76,8 @@ def classify(module: nn.Module, method_name: str, args: tuple, kwargs: dict,
 
 
 def _is_wrapper(module: nn.Module, method_name: str) -> bool:
-    """Methods that only call a covered layer: jdl's Conv1D/Conv2D (a flax Conv), a jdl cell's project_inputs (a Dense)."""
-    return isinstance(module, (Conv1D, Conv2D)) or (
+    """Methods that only call a covered layer: jdl's Conv1D/Conv2D (a flax Conv), Dense, a cell's project_inputs (a Dense)."""
+    return isinstance(module, (Conv1D, Conv2D, KerasDense)) or (
         isinstance(module, (SimpleRNNCell, LSTMCell, GRUCell)) and method_name == "project_inputs")
 
 
