@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import platform
+import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +35,11 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    """Run a TOML config: `jdl train CONFIG [--set k=v ...] [--out DIR] [--resume]`."""
+    """Run a TOML config: `jdl train CONFIG [--set k=v ...] [--out DIR] [--resume]`.
+
+    SIGINT (Ctrl-C) or SIGTERM stops training after the current dispatch, saves a checkpoint and
+    prints one line with the `--resume` command; the exit status is 130 (SIGINT) or 143 (SIGTERM).
+    """
     from jdl import config as config_lib
 
     try:
@@ -42,8 +48,21 @@ def _train(args: argparse.Namespace) -> int:
         return _error(args.command, err)
     from jdl import runs as run_lib
 
+    from jdl.train.callbacks.backup_and_restore import TrainingInterrupted
+
     out = Path(args.out) if args.out is not None else Path("runs") / config.name
-    summary = run_lib.run(config, out, resume=args.resume, verbose=args.verbose)
+    again = shlex.join(["jdl", "train", str(args.config), "--out", str(out), "--resume",
+                        *(part for item in args.set for part in ("--set", item))])
+    try:
+        summary = run_lib.run(config, out, resume=args.resume, verbose=args.verbose)
+    except TrainingInterrupted as stop:
+        print(f"jdl train: {stop.reason}: saved the state after step {stop.steps_done}/{stop.steps_per_epoch} of "
+              f"epoch {stop.epoch + 1} to {stop.directory}/{stop.step}; continue with: {again}", file=sys.stderr)
+        return run_lib.exit_code(getattr(signal, stop.reason, signal.SIGINT))
+    except KeyboardInterrupt:
+        print(f"jdl train: interrupted; the last checkpoint is in {out / run_lib.LATEST}; continue with: {again}",
+              file=sys.stderr)
+        return 130
     test = ", ".join(f"{k} {v:.4f}" for k, v in summary["test"].items())
     print(f"{summary['name']}: {summary['epochs_run']} epochs, best epoch {summary['best_epoch']}; test {test}")
     if summary["stop_reason"]:

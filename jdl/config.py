@@ -10,7 +10,8 @@ their options before anything is built or any data is read (`check`).
     [data]        name = "digits", options = {...}, standardize = true, validation_split = 0.1
     [model]       name = "mlp", and the model's own fields (hidden, activation, ...)
     [train]       loss, optimizer, learning_rate, schedule, optimizer_options, epochs,
-                  batch_size, metrics, shuffle
+                  batch_size, metrics, shuffle, steps_per_execution (steps per dispatch; a
+                  signal stops a run at the end of the current dispatch)
     [callbacks]   early_stopping = {...}, reduce_lr_on_plateau = {...}, model_checkpoint = {...},
                   gradient_monitor = {every = 10, per_example = true, moments = false} (on by default)
 """
@@ -65,6 +66,7 @@ class TrainConfig:
     batch_size: int | None = 32
     metrics: tuple[str, ...] = ("accuracy",)
     shuffle: bool = True
+    steps_per_execution: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,6 +281,8 @@ def check(config: RunConfig) -> RunConfig:
         _call("train.metrics", metrics.get, name)
     _in_range("train.epochs", train.epochs, 1)
     _in_range("train.batch_size", 1 if train.batch_size is None else train.batch_size, 1)
+    if train.steps_per_execution is not None:
+        _in_range("train.steps_per_execution", train.steps_per_execution, 1)
     _call("train.optimizer", optim.get, train.optimizer)
     learning_rate: Any = train.learning_rate
     if train.schedule is not None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -41,11 +44,53 @@ def build(config: config_lib.RunConfig) -> tuple[Trainer, Any]:
     model = models.get(config.model.name)(**{k: config_lib.frozen(v) for k, v in config.model.options.items()})
     optimizer = optim.get(config.train.optimizer, learning_rate=_learning_rate(config.train),
                           **config.train.optimizer_options)
-    trainer = Trainer(model, loss=config.train.loss, optimizer=optimizer, metrics=list(config.train.metrics))
+    trainer = Trainer(model, loss=config.train.loss, optimizer=optimizer, metrics=list(config.train.metrics),
+                      steps_per_execution=config.train.steps_per_execution)
     return trainer, dataset
 
 
-def _callbacks(config: config_lib.RunConfig, out: Path) -> list[callbacks_lib.Callback]:
+class StopRequest:
+    """Set by SIGINT or SIGTERM during a run: training stops after the current dispatch, saving a checkpoint."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def is_set(self) -> bool:
+        return self.signal is not None
+
+    def __str__(self) -> str:
+        return signal.Signals(self.signal).name if self.signal is not None else "no signal"
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def exit_code(signal_number: int) -> int:
+    """The exit status of a run stopped by a signal after saving its checkpoint: 128 + the signal (SIGINT 130, SIGTERM 143)."""
+    return 128 + int(signal_number)
+
+
+@contextlib.contextmanager
+def stop_on_signals(request: StopRequest):
+    """While inside, the first SIGINT/SIGTERM sets `request`; a second one raises KeyboardInterrupt at once (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def handle(signal_number, frame):
+        if request.is_set():
+            raise KeyboardInterrupt
+        request.signal = signal_number
+
+    previous = {s: signal.signal(s, handle) for s in STOP_SIGNALS}
+    try:
+        yield request
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _callbacks(config: config_lib.RunConfig, out: Path, interrupt: StopRequest | None = None) -> list[callbacks_lib.Callback]:
     fixed = {"tensorboard": {"log_dir": str(out / "tensorboard")}}
     result = []
     for name, options in config.callbacks.items():
@@ -63,7 +108,7 @@ def _callbacks(config: config_lib.RunConfig, out: Path) -> list[callbacks_lib.Ca
     best.setdefault("max_to_keep", 1)
     result.append(callbacks_lib.ModelCheckpoint(out / BEST, **best))
     result.append(callbacks_lib.CSVLogger(out / "metrics.csv", append=True))
-    result.append(callbacks_lib.BackupAndRestore(out / LATEST, delete_checkpoint=False))
+    result.append(callbacks_lib.BackupAndRestore(out / LATEST, delete_checkpoint=False, interrupt=interrupt))
     return result
 
 
@@ -78,7 +123,9 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
     weights when early stopping restores them), epochs run, best epoch, the last epoch's logs.
 
     A run directory that already holds checkpoints is never overwritten: pass resume=True to
-    continue it from its last epoch, or choose another `out`.
+    continue it from its last checkpoint (mid-epoch after a signal), or choose another `out`.
+    SIGINT or SIGTERM (main thread) stops training after the current dispatch and raises
+    `TrainingInterrupted` once the checkpoint is saved; `exit_code` gives the CLI's status.
     """
     out = Path(out) if out is not None else Path("runs") / config.name
     has_checkpoint = latest_step(out / LATEST) is not None
@@ -87,8 +134,8 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
     if resume and not has_checkpoint:
         raise FileNotFoundError(f"--resume: no checkpoint to resume in {out / LATEST}")
     if resume:
-        saved = json.loads((out / "config.json").read_text())
-        if saved != json.loads(json.dumps(config.to_dict())):
+        saved = config_lib.from_dict(json.loads((out / "config.json").read_text())).to_dict()
+        if json.loads(json.dumps(saved)) != json.loads(json.dumps(config.to_dict())):
             raise config_lib.ConfigError(
                 f"--resume: the config differs from the one {out} was started with ({out / 'config.json'}); "
                 "resume with the same config and overrides"
@@ -102,14 +149,15 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
     _io.write_json(out / "config.json", config.to_dict())
 
     started = time.perf_counter()
-    callbacks = _callbacks(config, out)
-    if verbose:
-        print(f"{config.name}: compiling the training step…", flush=True)
-    state, history = trainer.fit(
-        x_train, dataset.y_train, epochs=config.train.epochs, batch_size=config.train.batch_size,
-        validation_split=config.data.validation_split, shuffle=config.train.shuffle,
-        callbacks=callbacks, verbose=verbose, seed=config.seed,
-    )
+    with stop_on_signals(StopRequest()) as request:
+        callbacks = _callbacks(config, out, request)
+        if verbose:
+            print(f"{config.name}: compiling the training step…", flush=True)
+        state, history = trainer.fit(
+            x_train, dataset.y_train, epochs=config.train.epochs, batch_size=config.train.batch_size,
+            validation_split=config.data.validation_split, shuffle=config.train.shuffle,
+            callbacks=callbacks, verbose=verbose, seed=config.seed,
+        )
     seconds = time.perf_counter() - started
     monitor = "val_loss" if "val_loss" in history.history else "loss"
     losses = history.history[monitor]
