@@ -28,6 +28,16 @@ class TrainingInterrupted(Exception):
                          f"to {os.path.join(directory, str(step))}")
 
 
+def _keys(types: list[str]) -> list[str]:
+    """"TypeName_k" for the k-th callback of each type: how saved states find their callback again."""
+    seen: dict[str, int] = {}
+    keys = []
+    for name in types:
+        keys.append(f"{name}_{seen.get(name, 0)}")
+        seen[name] = seen.get(name, 0) + 1
+    return keys
+
+
 class BackupAndRestore(Callback):
     """Back up the state, history and callback states after every epoch; a new fit resumes from it.
 
@@ -71,11 +81,13 @@ class BackupAndRestore(Callback):
         history.history.update({k: list(v) for k, v in record["history"]["history"].items()})
         history.epoch[:] = record["history"]["epoch"]
         history.stop_reason = record.get("stop_reason", history.stop_reason)
-        for index, (callback, saved) in enumerate(zip(context.callbacks, record.get("callbacks", []))):
-            if saved is not None and type(callback).__name__ == saved["type"]:
-                callback.load_state_dict(saved["state"])
-                if f"callback_{index}" in held:
-                    callback.load_held_state(held[f"callback_{index}"])
+        entries = [e for e in record.get("callbacks", []) if e is not None]
+        saved = dict(zip(_keys([e["type"] for e in entries]), entries))
+        for key, callback in zip(_keys([type(c).__name__ for c in context.callbacks]), context.callbacks):
+            if key in saved:
+                callback.load_state_dict(saved[key]["state"])
+                if key in held:
+                    callback.load_held_state(held[key])
         if record.get("stopped"):
             context.stop_training, context.nonfinite = True, record.get("nonfinite")
         partial = record.get("partial")
@@ -114,9 +126,9 @@ class BackupAndRestore(Callback):
         always exceed the newest saved step.
         """
         context, history = self.context, self.context.history
+        keys = _keys([type(c).__name__ for c in context.callbacks])
         callbacks = [{"type": type(c).__name__, "state": c.state_dict()} for c in context.callbacks]
-        held = {f"callback_{i}": kept for i, c in enumerate(context.callbacks)
-                if (kept := c.held_state()) is not None}
+        held = {k: kept for k, c in zip(keys, context.callbacks) if (kept := c.held_state()) is not None}
         record = {"epoch": completed_epoch, "history": {"history": history.history, "epoch": history.epoch},
                   "callbacks": callbacks, "stopped": bool(context.stop_training), "stop_reason": history.stop_reason,
                   "nonfinite": context.nonfinite, **({"partial": partial} if partial is not None else {})}
