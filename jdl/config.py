@@ -11,7 +11,8 @@ their options before anything is built or any data is read (`check`).
     [model]       name = "mlp", and the model's own fields (hidden, activation, ...)
     [train]       loss, optimizer, learning_rate, schedule, optimizer_options, epochs,
                   batch_size, metrics, shuffle, steps_per_execution (steps per dispatch; a
-                  signal stops a run at the end of the current dispatch)
+                  signal stops a run at the end of the current dispatch), precision
+                  ("float32", "bfloat16" or "float16": the compute dtype)
     [callbacks]   early_stopping = {...}, reduce_lr_on_plateau = {...}, model_checkpoint = {...},
                   gradient_monitor = {every = 10, per_example = true, moments = false} (on by default)
 """
@@ -67,6 +68,7 @@ class TrainConfig:
     metrics: tuple[str, ...] = ("accuracy",)
     shuffle: bool = True
     steps_per_execution: int | None = None
+    precision: str = "float32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,6 +285,9 @@ def check(config: RunConfig) -> RunConfig:
     _in_range("train.batch_size", 1 if train.batch_size is None else train.batch_size, 1)
     if train.steps_per_execution is not None:
         _in_range("train.steps_per_execution", train.steps_per_execution, 1)
+    from jdl.train import precision
+
+    _call("train.precision", precision.check, train.precision)
     _call("train.optimizer", optim.get, train.optimizer)
     learning_rate: Any = train.learning_rate
     if train.schedule is not None:

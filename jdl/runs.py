@@ -45,7 +45,7 @@ def build(config: config_lib.RunConfig) -> tuple[Trainer, Any]:
     optimizer = optim.get(config.train.optimizer, learning_rate=_learning_rate(config.train),
                           **config.train.optimizer_options)
     trainer = Trainer(model, loss=config.train.loss, optimizer=optimizer, metrics=list(config.train.metrics),
-                      steps_per_execution=config.train.steps_per_execution)
+                      steps_per_execution=config.train.steps_per_execution, precision=config.train.precision)
     return trainer, dataset
 
 

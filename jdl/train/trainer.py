@@ -17,6 +17,7 @@ from jdl.data.batching import MAX_STEPS_PER_EXECUTION, BatchPlan
 from jdl.nn import activations
 from jdl.nn.mode import mode_kwargs
 from jdl.train import compiled, inputs, sharding
+from jdl.train import precision as precision_lib
 from jdl.train.callbacks.base import Callback, CallbackList, FitContext
 from jdl.train.callbacks.progress import ProgressBar
 from jdl.train.history import History
@@ -39,6 +40,8 @@ class Trainer:
     output_activation: applied by `predict` and before metrics; by default the model's
     `output_activation` attribute, else sigmoid/softmax for cross-entropies on logits, else linear.
     steps_per_execution: optimizer steps per compiled dispatch (default: up to 256).
+    precision: "float32", "bfloat16" or "float16", the dtype of the forward and backward pass;
+    parameters, optimizer state, loss and metrics stay float32 (see `jdl.train.precision`).
 
     Compiled steps are cached by value: Trainers with equal models, losses, metrics and optimizer
     structures share them, whatever their learning rates, momenta, weight decays, L2 λ or loss weights.
@@ -54,6 +57,7 @@ class Trainer:
         *,
         output_activation: Any = None,
         steps_per_execution: int | None = None,
+        precision: str = "float32",
     ) -> None:
         self.model = check_model(model)
         self.optimizer = optim.as_optimizer(optim.get(optimizer) if isinstance(optimizer, str) else optimizer)
@@ -70,6 +74,7 @@ class Trainer:
             penalty=self.optimizer.l2 is not None,
             train_kwargs=tuple(mode_kwargs(self.model, True).items()),
             eval_kwargs=tuple(mode_kwargs(self.model, False).items()),
+            precision=precision_lib.check(precision),
         )
         self.values = make_values(self.objective, self.loss_weights, self.optimizer.l2)
 
