@@ -176,7 +176,7 @@ class Trainer:
         if caller_state and not callback_list.holds_state:
             state = compiled.copy(state)
         state = sharding.replicate(state.replace(examples=np.float32(n)), self.mesh)
-        loop = EpochLoop(spec, plan, sharding.replicate((data.x, data.y, data.w), self.mesh), self.values, seed,
+        loop = EpochLoop(spec, plan, sharding.shard_rows((data.x, data.y, data.w), self.mesh), self.values, seed,
                          callback_list, context, tuple(c for c, _ in hooked),
                          None if validation is None else self._validator(validation))
         try:
