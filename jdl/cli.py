@@ -46,8 +46,12 @@ def _train(args: argparse.Namespace) -> int:
         config = config_lib.load(args.config, args.set)
     except (ValueError, TypeError) as err:  # ConfigError, or a check that escaped it: the user's config
         return _error(args.command, err)
-    from jdl import runs as run_lib
+    if args.print_config:
+        import json
 
+        print(json.dumps(config.to_dict(), indent=2))
+        return 0
+    from jdl import runs as run_lib
     from jdl.train.callbacks.backup_and_restore import TrainingInterrupted
 
     out = Path(args.out) if args.out is not None else Path("runs") / config.name
@@ -135,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default=None, help="run directory (default: runs/NAME)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="0 silent, 1 progress bars, 2 a line per epoch")
+    train.add_argument("--print-config", action="store_true",
+                       help="print the resolved config (file, defaults and --set overrides) as JSON and exit")
     train.set_defaults(run=_train)
     study = commands.add_parser("study", help="run a vanishing/exploding-gradient study and write an HTML + JSON report")
     study.add_argument("name", choices=sorted(STUDY_SIZES), help="depth: activation x init x depth grid; init: 30-layer ReLU signal; rnn: gradient through time "

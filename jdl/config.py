@@ -12,7 +12,8 @@ their options before anything is built or any data is read (`check`).
     [train]       loss, optimizer, learning_rate, schedule, optimizer_options, epochs,
                   batch_size, metrics, shuffle, steps_per_execution (steps per dispatch; a
                   signal stops a run at the end of the current dispatch), precision
-                  ("float32", "bfloat16" or "float16": the compute dtype)
+                  ("float32", "bfloat16" or "float16": the compute dtype), accumulate (one
+                  optimizer update per k batches, optax.MultiSteps)
     [callbacks]   early_stopping = {...}, reduce_lr_on_plateau = {...}, model_checkpoint = {...},
                   gradient_monitor = {every = 10, per_example = true, moments = false} (on by default)
 """
@@ -69,6 +70,7 @@ class TrainConfig:
     shuffle: bool = True
     steps_per_execution: int | None = None
     precision: str = "float32"
+    accumulate: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,6 +290,7 @@ def check(config: RunConfig) -> RunConfig:
     from jdl.train import precision
 
     _call("train.precision", precision.check, train.precision)
+    _in_range("train.accumulate", train.accumulate, 1)
     _call("train.optimizer", optim.get, train.optimizer)
     learning_rate: Any = train.learning_rate
     if train.schedule is not None:

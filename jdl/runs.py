@@ -38,6 +38,15 @@ def _learning_rate(train: config_lib.TrainConfig) -> Any:
         raise config_lib.ConfigError(f"train.schedule: {err}") from None
 
 
+def environment(config: config_lib.RunConfig) -> dict[str, Any]:
+    """What the run trains on (environment.json): processes, devices and their kinds, backend, precision, versions."""
+    devices = jax.devices()
+    return {"process_count": jax.process_count(), "process_index": jax.process_index(),
+            "device_count": len(devices), "local_device_count": jax.local_device_count(),
+            "device_kinds": sorted({d.device_kind for d in devices}), "backend": jax.default_backend(),
+            "precision": config.train.precision, "jax": jax.__version__, "platform": platform.platform()}
+
+
 def build(config: config_lib.RunConfig) -> tuple[Trainer, Any]:
     """The Trainer and the loaded data set a config describes (everything validated before training)."""
     dataset = data_lib.load(config.data.name, **config.data.options)
@@ -45,7 +54,8 @@ def build(config: config_lib.RunConfig) -> tuple[Trainer, Any]:
     optimizer = optim.get(config.train.optimizer, learning_rate=_learning_rate(config.train),
                           **config.train.optimizer_options)
     trainer = Trainer(model, loss=config.train.loss, optimizer=optimizer, metrics=list(config.train.metrics),
-                      steps_per_execution=config.train.steps_per_execution, precision=config.train.precision)
+                      steps_per_execution=config.train.steps_per_execution, precision=config.train.precision,
+                      accumulate=config.train.accumulate)
     return trainer, dataset
 
 
@@ -147,6 +157,7 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
         x_train, x_test = scaler(x_train), scaler(x_test)
     out.mkdir(parents=True, exist_ok=True)
     _io.write_json(out / "config.json", config.to_dict())
+    _io.write_json(out / "environment.json", environment(config))
 
     started = time.perf_counter()
     with stop_on_signals(StopRequest()) as request:

@@ -75,6 +75,9 @@ def test_run_directory_and_refusal_to_overwrite(tmp_path, capsys):
     assert code == 0, stderr
     assert "iris_resume: 3 epochs" in stdout
     assert json.loads((out / "config.json").read_text())["train"]["epochs"] == 3
+    environment = json.loads((out / "environment.json").read_text())
+    assert environment["process_count"] == jax.process_count() and environment["precision"] == "float32"
+    assert environment["device_kinds"] == sorted({d.device_kind for d in jax.devices()})
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2] and "val_accuracy" in rows[0]
     summary = json.loads((out / "summary.json").read_text())
@@ -98,6 +101,16 @@ def test_run_directory_and_refusal_to_overwrite(tmp_path, capsys):
     assert code == 2 and "the config differs" in stderr
 
 
+def test_print_config_prints_the_resolved_config_and_trains_nothing(tmp_path, capsys):
+    code, stdout, _ = train(capsys, MAIN_JOB_PATH, "--print-config", "--set", "train.precision=bfloat16",
+                            "--out", tmp_path / "never")
+    printed = json.loads(stdout)
+    assert code == 0 and printed["train"]["precision"] == "bfloat16" and printed["train"]["steps_per_execution"] is None
+    assert printed == config_lib.load(MAIN_JOB_PATH, ["train.precision=bfloat16"]).to_dict()
+    assert not (tmp_path / "never").exists()
+
+
+MAIN_JOB_PATH = Path(__file__).resolve().parents[1] / "examples" / "configs" / "digits_mlp.toml"
 MAIN_JOB = Path(__file__).resolve().parents[1] / "examples" / "configs" / "digits_mlp.toml"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +43,8 @@ class Trainer:
     steps_per_execution: optimizer steps per compiled dispatch (default: up to 256).
     precision: "float32", "bfloat16" or "float16", the dtype of the forward and backward pass;
     parameters, optimizer state, loss and metrics stay float32 (see `jdl.train.precision`).
+    accumulate: k > 1 makes one optimizer update per k steps on their mean gradient
+    (optax.MultiSteps): batch_size b with accumulate k trains like batch k·b, in k·b/devices memory.
 
     Compiled steps are cached by value: Trainers with equal models, losses, metrics and optimizer
     structures share them, whatever their learning rates, momenta, weight decays, L2 λ or loss weights.
@@ -58,9 +61,13 @@ class Trainer:
         output_activation: Any = None,
         steps_per_execution: int | None = None,
         precision: str = "float32",
+        accumulate: int = 1,
     ) -> None:
         self.model = check_model(model)
         self.optimizer = optim.as_optimizer(optim.get(optimizer) if isinstance(optimizer, str) else optimizer)
+        _checks.check_number(accumulate, "accumulate", integer=True, positive=True)
+        if accumulate != self.optimizer.accumulate:
+            self.optimizer = dataclasses.replace(self.optimizer, accumulate=accumulate)
         self.losses = _resolve_losses(loss)
         self.loss_weights = _resolve_loss_weights(self.losses, loss_weights)
         self.metrics = _resolve_metrics(self.losses, metrics)

@@ -1,4 +1,4 @@
-"""Mixed precision: bfloat16/float16 compute with float32 parameters, optimizer state, loss and metrics."""
+"""Mixed precision (bfloat16/float16 compute, float32 state) and gradient accumulation (optax.MultiSteps)."""
 
 import jax
 import jax.numpy as jnp
@@ -45,3 +45,27 @@ def test_cast_leaves_integers_and_returns_float32_outputs():
 def test_an_unknown_precision_names_the_option():
     with pytest.raises(ValueError, match=r"precision must be one of 'float32', 'bfloat16', 'float16', got 'float8'"):
         digits_trainer("float8")
+
+
+def test_accumulating_4_batches_of_32_equals_batches_of_128_after_20_updates():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 6)).astype(np.float32)
+    y = (x[:, 0] - x[:, 1] > 0).astype(np.int32)
+
+    def fit(batch_size, accumulate):
+        trainer = Trainer(MLP(hidden=(8,), outputs=2), loss="sparse_categorical_crossentropy", optimizer=optim.sgd(0.5),
+                          accumulate=accumulate)
+        return trainer.fit(x, y, epochs=10, batch_size=batch_size, verbose=0, seed=4)[0]
+
+    big, small, plain = fit(128, 1), fit(32, 4), fit(32, 1)
+    assert int(small.step) == 4 * int(big.step) == 80
+    for a, b in zip(jax.tree_util.tree_leaves(big.params), jax.tree_util.tree_leaves(small.params)):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+    moved = [np.max(np.abs(np.asarray(a) - np.asarray(b)))
+             for a, b in zip(jax.tree_util.tree_leaves(big.params), jax.tree_util.tree_leaves(plain.params))]
+    assert max(moved) > 1e-2, "80 updates at batch 32 must differ from 20 at batch 128"
+
+
+def test_accumulate_must_be_a_positive_integer():
+    with pytest.raises(ValueError, match="accumulate must be > 0, got 0"):
+        Trainer(MLP(hidden=(8,), outputs=2), loss="sparse_categorical_crossentropy", accumulate=0)
