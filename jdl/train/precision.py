@@ -4,6 +4,8 @@ With precision "bfloat16" or "float16" the parameters and the floating inputs ar
 compute dtype at the start of each forward pass and the outputs back to float32, so
 parameters, gradients (the cast's transpose returns them in float32), optimizer state, the loss,
 metrics and the gradient monitor's statistics stay float32. "float32" changes nothing.
+float16 has no loss scaling yet: a step whose gradient overflows is non-finite and stops
+training as any non-finite step does (prefer bfloat16, whose range is float32's).
 """
 
 from __future__ import annotations
