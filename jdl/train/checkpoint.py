@@ -2,7 +2,7 @@
 
 A checkpoint holds the state's arrays (step, params, opt_state, model_state, rng), a JSON
 record (epoch, logs, history, callback states) and, optionally, further states of the same
-structure held by callbacks (EarlyStopping's best weights), one Orbax item each ("held_<name>",
+weights held by callbacks (EarlyStopping's best params and model_state), one Orbax item each ("held_<name>",
 listed in the record under "held"). Orbax writes to a temporary directory and renames it when
 complete, so a crash mid-save never corrupts the previous checkpoint; `restore_readable` falls
 back to an older checkpoint when the newest one was damaged afterwards. Orbax is imported on
@@ -41,13 +41,18 @@ def manager(directory: str | os.PathLike, max_to_keep: int | None = None, *, asy
 HELD = "held_"
 
 
+def _held_arrays(state: TrainState) -> dict[str, Any]:
+    """What a held state keeps of a TrainState: the weights (params and model_state), not the optimizer state."""
+    return {"params": state.params, "model_state": state.model_state}
+
+
 def save_args(state: TrainState, record: Mapping[str, Any] | None,
               held: Mapping[str, TrainState] | None = None) -> Any:
     """Orbax save arguments for the state's arrays, a JSON record and the `held` states' arrays ({name: state})."""
     ocp = _ocp()
     held = dict(held or {})
     record = {**dict(record or {}), **({"held": sorted(held)} if held else {})}
-    items = {f"{HELD}{name}": ocp.args.StandardSave(kept.arrays()) for name, kept in held.items()}
+    items = {f"{HELD}{name}": ocp.args.StandardSave(_held_arrays(kept)) for name, kept in held.items()}
     return ocp.args.Composite(state=ocp.args.StandardSave(state.arrays()),
                               record=ocp.args.JsonSave(_io.json_safe(record)), **items)
 
@@ -111,7 +116,7 @@ def steps(directory: str | os.PathLike) -> list[int]:
 
 
 def restore_held(directory: str | os.PathLike, state: TrainState, step: int, record: Mapping[str, Any]) -> dict[str, TrainState]:
-    """{name: state} of the held states a checkpoint's record lists, read with `state` as their template."""
+    """{name: state} of the held states a checkpoint's record lists: `state` with their params and model_state."""
     names = list(record.get("held", []))
     if not names:
         return {}
@@ -119,10 +124,10 @@ def restore_held(directory: str | os.PathLike, state: TrainState, step: int, rec
     handle = manager(directory)
     try:
         restored = handle.restore(int(step), args=ocp.args.Composite(
-            **{f"{HELD}{name}": ocp.args.StandardRestore(state.arrays()) for name in names}))
+            **{f"{HELD}{name}": ocp.args.StandardRestore(_held_arrays(state)) for name in names}))
     finally:
         handle.close()
-    return {name: state.with_arrays(placed_like(dict(restored[f"{HELD}{name}"]), state.arrays())) for name in names}
+    return {name: state.replace(**placed_like(dict(restored[f"{HELD}{name}"]), _held_arrays(state))) for name in names}
 
 
 def _damaged_file(err: BaseException) -> str:

@@ -97,7 +97,7 @@ class Callback:
         return None
 
     def held_state(self) -> Any:
-        """A TrainState the callback keeps (e.g. the best weights) for BackupAndRestore to save with its arrays, or None."""
+        """A TrainState whose weights the callback keeps (EarlyStopping's best); BackupAndRestore saves its params and model_state."""
         return None
 
     def load_held_state(self, state: Any) -> None:
