@@ -69,3 +69,21 @@ def test_accumulating_4_batches_of_32_equals_batches_of_128_after_20_updates():
 def test_accumulate_must_be_a_positive_integer():
     with pytest.raises(ValueError, match="accumulate must be > 0, got 0"):
         Trainer(MLP(hidden=(8,), outputs=2), loss="sparse_categorical_crossentropy", accumulate=0)
+
+
+def test_per_example_gradient_norms_under_bfloat16_agree_with_float32():
+    from jdl.callbacks import GradientMonitor
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(64, 5)).astype(np.float32)
+    y = rng.integers(0, 3, size=64).astype(np.int32)
+    norms = {}
+    for compute in ("float32", "bfloat16"):
+        monitor = GradientMonitor(every=1, per_example=True)
+        trainer = Trainer(MLP(hidden=(16,), outputs=3), loss="sparse_categorical_crossentropy",
+                          optimizer=optim.sgd(0.0), precision=compute)
+        trainer.fit(x, y, epochs=1, batch_size=32, verbose=0, seed=0, callbacks=[monitor])
+        norms[compute] = np.asarray([r["example_norm"] for r in monitor.records])
+    assert norms["float32"].shape == (2, 32)
+    np.testing.assert_allclose(norms["bfloat16"], norms["float32"], rtol=1e-2)
+    assert not np.array_equal(norms["bfloat16"], norms["float32"]), "the bfloat16 pass must have run in bfloat16"
