@@ -25,6 +25,7 @@ from jdl.train.callbacks import (
     ReduceLROnPlateau,
     TensorBoard,
     TerminateOnNaN,
+    TrainingInterrupted,
 )
 
 REGISTRY: dict[str, Callable[..., Callback]] = {
@@ -65,6 +66,7 @@ __all__ = [
     "ReduceLROnPlateau",
     "TensorBoard",
     "TerminateOnNaN",
+    "TrainingInterrupted",
     "get",
     "names",
 ]

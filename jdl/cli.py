@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import platform
+import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,17 +35,38 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    """Run a TOML config: `jdl train CONFIG [--set k=v ...] [--out DIR] [--resume]`."""
+    """Run a TOML config: `jdl train CONFIG [--set k=v ...] [--out DIR] [--resume]`.
+
+    SIGINT (Ctrl-C) or SIGTERM stops training after the current dispatch, saves a checkpoint and
+    prints one line with the `--resume` command; the exit status is 130 (SIGINT) or 143 (SIGTERM).
+    """
     from jdl import config as config_lib
 
     try:
         config = config_lib.load(args.config, args.set)
     except (ValueError, TypeError) as err:  # ConfigError, or a check that escaped it: the user's config
         return _error(args.command, err)
+    if args.print_config:
+        import json
+
+        print(json.dumps(config.to_dict(), indent=2))
+        return 0
     from jdl import runs as run_lib
+    from jdl.train.callbacks.backup_and_restore import TrainingInterrupted
 
     out = Path(args.out) if args.out is not None else Path("runs") / config.name
-    summary = run_lib.run(config, out, resume=args.resume, verbose=args.verbose)
+    again = shlex.join(["jdl", "train", str(args.config), "--out", str(out), "--resume",
+                        *(part for item in args.set for part in ("--set", item))])
+    try:
+        summary = run_lib.run(config, out, resume=args.resume, verbose=args.verbose)
+    except TrainingInterrupted as stop:
+        print(f"jdl train: {stop.reason}: saved the state after step {stop.steps_done}/{stop.steps_per_epoch} of "
+              f"epoch {stop.epoch + 1} to {stop.directory}/{stop.step}; continue with: {again}", file=sys.stderr)
+        return run_lib.exit_code(getattr(signal, stop.reason, signal.SIGINT))
+    except KeyboardInterrupt:
+        print(f"jdl train: interrupted; the last checkpoint is in {out / run_lib.LATEST}; continue with: {again}",
+              file=sys.stderr)
+        return 130
     test = ", ".join(f"{k} {v:.4f}" for k, v in summary["test"].items())
     print(f"{summary['name']}: {summary['epochs_run']} epochs, best epoch {summary['best_epoch']}; test {test}")
     if summary["stop_reason"]:
@@ -143,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default=None, help="run directory (default: runs/NAME)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="0 silent, 1 progress bars, 2 a line per epoch")
+    train.add_argument("--print-config", action="store_true",
+                       help="print the resolved config (file, defaults and --set overrides) as JSON and exit")
     train.set_defaults(run=_train)
     study = commands.add_parser("study", help="run a vanishing/exploding-gradient study and write an HTML + JSON report")
     study.add_argument("name", choices=sorted(STUDY_SIZES), help="depth: activation x init x depth grid; init: 30-layer ReLU signal; rnn: gradient through time "

@@ -10,7 +10,10 @@ their options before anything is built or any data is read (`check`).
     [data]        name = "digits", options = {...}, standardize = true, validation_split = 0.1
     [model]       name = "mlp", and the model's own fields (hidden, activation, ...)
     [train]       loss, optimizer, learning_rate, schedule, optimizer_options, epochs,
-                  batch_size, metrics, shuffle
+                  batch_size, metrics, shuffle, steps_per_execution (steps per dispatch; a
+                  signal stops a run at the end of the current dispatch), precision
+                  ("float32", "bfloat16" or "float16": the compute dtype), accumulate (one
+                  optimizer update per k batches, optax.MultiSteps)
     [callbacks]   early_stopping = {...}, reduce_lr_on_plateau = {...}, model_checkpoint = {...},
                   gradient_monitor = {every = 10, per_example = true, moments = false} (on by default)
 """
@@ -65,6 +68,9 @@ class TrainConfig:
     batch_size: int | None = 32
     metrics: tuple[str, ...] = ("accuracy",)
     shuffle: bool = True
+    steps_per_execution: int | None = None
+    precision: str = "float32"
+    accumulate: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,6 +285,12 @@ def check(config: RunConfig) -> RunConfig:
         _call("train.metrics", metrics.get, name)
     _in_range("train.epochs", train.epochs, 1)
     _in_range("train.batch_size", 1 if train.batch_size is None else train.batch_size, 1)
+    if train.steps_per_execution is not None:
+        _in_range("train.steps_per_execution", train.steps_per_execution, 1)
+    from jdl.train import precision
+
+    _call("train.precision", precision.check, train.precision)
+    _in_range("train.accumulate", train.accumulate, 1)
     _call("train.optimizer", optim.get, train.optimizer)
     learning_rate: Any = train.learning_rate
     if train.schedule is not None:

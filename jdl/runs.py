@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import signal
+import threading
 import time
 from pathlib import Path
 from collections.abc import Sequence
@@ -36,17 +39,69 @@ def _learning_rate(train: config_lib.TrainConfig) -> Any:
         raise config_lib.ConfigError(f"train.schedule: {err}") from None
 
 
+def environment(config: config_lib.RunConfig) -> dict[str, Any]:
+    """What the run trains on (environment.json): processes, devices and their kinds, backend, precision, versions."""
+    devices = jax.devices()
+    return {"process_count": jax.process_count(), "process_index": jax.process_index(),
+            "device_count": len(devices), "local_device_count": jax.local_device_count(),
+            "device_kinds": sorted({d.device_kind for d in devices}), "backend": jax.default_backend(),
+            "precision": config.train.precision, "jax": jax.__version__, "platform": platform.platform()}
+
+
 def build(config: config_lib.RunConfig) -> tuple[Trainer, Any]:
     """The Trainer and the loaded data set a config describes (everything validated before training)."""
     dataset = data_lib.load(config.data.name, **config.data.options)
     model = models.get(config.model.name)(**{k: config_lib.frozen(v) for k, v in config.model.options.items()})
     optimizer = optim.get(config.train.optimizer, learning_rate=_learning_rate(config.train),
                           **config.train.optimizer_options)
-    trainer = Trainer(model, loss=config.train.loss, optimizer=optimizer, metrics=list(config.train.metrics))
+    trainer = Trainer(model, loss=config.train.loss, optimizer=optimizer, metrics=list(config.train.metrics),
+                      steps_per_execution=config.train.steps_per_execution, precision=config.train.precision,
+                      accumulate=config.train.accumulate)
     return trainer, dataset
 
 
-def _callbacks(config: config_lib.RunConfig, out: Path) -> list[callbacks_lib.Callback]:
+class StopRequest:
+    """Set by SIGINT or SIGTERM during a run: training stops after the current dispatch, saving a checkpoint."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def is_set(self) -> bool:
+        return self.signal is not None
+
+    def __str__(self) -> str:
+        return signal.Signals(self.signal).name if self.signal is not None else "no signal"
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def exit_code(signal_number: int) -> int:
+    """The exit status of a run stopped by a signal after saving its checkpoint: 128 + the signal (SIGINT 130, SIGTERM 143)."""
+    return 128 + int(signal_number)
+
+
+@contextlib.contextmanager
+def stop_on_signals(request: StopRequest):
+    """While inside, the first SIGINT/SIGTERM sets `request`; a second one raises KeyboardInterrupt at once (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def handle(signal_number, frame):
+        if request.is_set():
+            raise KeyboardInterrupt
+        request.signal = signal_number
+
+    previous = {s: signal.signal(s, handle) for s in STOP_SIGNALS}
+    try:
+        yield request
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _callbacks(config: config_lib.RunConfig, out: Path, interrupt: StopRequest | None = None) -> list[callbacks_lib.Callback]:
     fixed = {"tensorboard": {"log_dir": str(out / "tensorboard")}}
     result = []
     for name, options in config.callbacks.items():
@@ -64,7 +119,7 @@ def _callbacks(config: config_lib.RunConfig, out: Path) -> list[callbacks_lib.Ca
     best.setdefault("max_to_keep", 1)
     result.append(callbacks_lib.ModelCheckpoint(out / BEST, **best))
     result.append(callbacks_lib.CSVLogger(out / "metrics.csv", append=True))
-    result.append(callbacks_lib.BackupAndRestore(out / LATEST, delete_checkpoint=False))
+    result.append(callbacks_lib.BackupAndRestore(out / LATEST, delete_checkpoint=False, interrupt=interrupt))
     return result
 
 
@@ -79,8 +134,10 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
     weights when early stopping restores them), epochs run, best epoch, the last epoch's logs.
 
     A run directory that already holds checkpoints is never overwritten: pass resume=True to
-    continue it from its last epoch, or choose another `out`. `extra_callbacks` join the config's
-    (a sweep's pruning callback).
+    continue it from its last checkpoint (mid-epoch after a signal), or choose another `out`.
+    SIGINT or SIGTERM (main thread) stops training after the current dispatch and raises
+    `TrainingInterrupted` once the checkpoint is saved; `exit_code` gives the CLI's status.
+    `extra_callbacks` join the config's (a sweep's pruning callback).
     """
     out = Path(out) if out is not None else Path("runs") / config.name
     has_checkpoint = latest_step(out / LATEST) is not None
@@ -89,8 +146,8 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
     if resume and not has_checkpoint:
         raise FileNotFoundError(f"--resume: no checkpoint to resume in {out / LATEST}")
     if resume:
-        saved = json.loads((out / "config.json").read_text())
-        if saved != json.loads(json.dumps(config.to_dict())):
+        saved = config_lib.from_dict(json.loads((out / "config.json").read_text())).to_dict()
+        if json.loads(json.dumps(saved)) != json.loads(json.dumps(config.to_dict())):
             raise config_lib.ConfigError(
                 f"--resume: the config differs from the one {out} was started with ({out / 'config.json'}); "
                 "resume with the same config and overrides"
@@ -102,16 +159,18 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
         x_train, x_test = scaler(x_train), scaler(x_test)
     out.mkdir(parents=True, exist_ok=True)
     _io.write_json(out / "config.json", config.to_dict())
+    _io.write_json(out / "environment.json", environment(config))
 
     started = time.perf_counter()
-    callbacks = _callbacks(config, out) + list(extra_callbacks)
-    if verbose:
-        print(f"{config.name}: compiling the training step…", flush=True)
-    state, history = trainer.fit(
-        x_train, dataset.y_train, epochs=config.train.epochs, batch_size=config.train.batch_size,
-        validation_split=config.data.validation_split, shuffle=config.train.shuffle,
-        callbacks=callbacks, verbose=verbose, seed=config.seed,
-    )
+    with stop_on_signals(StopRequest()) as request:
+        callbacks = _callbacks(config, out, request) + list(extra_callbacks)
+        if verbose:
+            print(f"{config.name}: compiling the training step…", flush=True)
+        state, history = trainer.fit(
+            x_train, dataset.y_train, epochs=config.train.epochs, batch_size=config.train.batch_size,
+            validation_split=config.data.validation_split, shuffle=config.train.shuffle,
+            callbacks=callbacks, verbose=verbose, seed=config.seed,
+        )
     seconds = time.perf_counter() - started
     monitor = "val_loss" if "val_loss" in history.history else "loss"
     losses = history.history[monitor]

@@ -100,6 +100,9 @@ def test_the_example_config_passes_every_check_unchanged():
     ("callbacks.model_checkpoint={mode = 'maximum'}", r"^callbacks\.model_checkpoint\.mode: mode must be one of \['auto', 'min', 'max'\]"),
     ("callbacks.model_checkpoint={filepath = 'here'}", r"^callbacks\.model_checkpoint\.filepath: jdl train sets filepath itself"),
     ("callbacks.gradient_monitor={every = 0}", r"^callbacks\.gradient_monitor\.every: every must be > 0, got 0$"),
+    ("train.precision=float8", r"^train\.precision: precision must be one of 'float32', 'bfloat16', 'float16', got 'float8'$"),
+    ("train.steps_per_execution=0", r"^train\.steps_per_execution must be >= 1, got 0$"),
+    ("train.precison=bfloat16", r"^unknown key train\.'precison'; valid keys in \[train\]: .*precision"),
 ])
 def test_every_name_and_option_is_checked_on_load(override, message):
     with pytest.raises(C.ConfigError, match=message) as caught:

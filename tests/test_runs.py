@@ -75,12 +75,15 @@ def test_run_directory_and_refusal_to_overwrite(tmp_path, capsys):
     assert code == 0, stderr
     assert "iris_resume: 3 epochs" in stdout
     assert json.loads((out / "config.json").read_text())["train"]["epochs"] == 3
+    environment = json.loads((out / "environment.json").read_text())
+    assert environment["process_count"] == jax.process_count() and environment["precision"] == "float32"
+    assert environment["device_kinds"] == sorted({d.device_kind for d in jax.devices()})
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2] and "val_accuracy" in rows[0]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["epochs_run"] == 3 and set(summary["test"]) == {"loss", "accuracy"}
     assert 0.0 <= summary["test"]["accuracy"] <= 1.0
-    assert checkpoint.latest_step(out / run.LATEST) == 2 and checkpoint.latest_step(out / run.BEST) is not None
+    assert final_arrays(out, config_path)[1]["epoch"] == 2 and checkpoint.latest_step(out / run.BEST) is not None
     monitor = json.loads((out / "monitor.json").read_text())
     assert [r["step"] for r in monitor["records"]][:2] == [0, 10] and monitor["records"][0]["example_norm"]
     page = (out / "report.html").read_text()
@@ -98,43 +101,16 @@ def test_run_directory_and_refusal_to_overwrite(tmp_path, capsys):
     assert code == 2 and "the config differs" in stderr
 
 
-@pytest.mark.slow
-def test_killed_run_resumes_to_the_same_parameters(tmp_path, capsys):
-    config_path = tmp_path / "run.toml"
-    config_path.write_text(CONFIG.format(epochs=25))
-    whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
-
-    victim = jdl_train(config_path, "--out", interrupted)
-    deadline = time.time() + 240
-    while time.time() < deadline and victim.poll() is None:
-        if (checkpoint.latest_step(interrupted / run.LATEST) or 0) >= 2:
-            victim.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.01)
-    victim.communicate(timeout=60)
-    assert victim.returncode == -signal.SIGKILL, "the run must be killed mid-way for this test to mean anything"
-    killed_at = checkpoint.latest_step(interrupted / run.LATEST)
-    assert killed_at < 24
-
-    code, _, stderr = train(capsys, config_path, "--out", interrupted, "--resume")
-    assert code == 0, stderr
-    code, _, stderr = train(capsys, config_path, "--out", whole)
-    assert code == 0, stderr
-
-    a, record_a = final_arrays(whole, config_path)
-    b, record_b = final_arrays(interrupted, config_path)
-    assert record_a["epoch"] == record_b["epoch"] == 24
-    for x, y in zip(jax.tree_util.tree_leaves(a.arrays()), jax.tree_util.tree_leaves(b.arrays())):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    assert record_a["history"] == record_b["history"]
-    rows_a = list(csv.reader((whole / "metrics.csv").open()))
-    rows_b = list(csv.reader((interrupted / "metrics.csv").open()))
-    assert rows_a == rows_b and len(rows_a) == 26
-    summary_a = json.loads((whole / "summary.json").read_text())
-    summary_b = json.loads((interrupted / "summary.json").read_text())
-    assert summary_a["test"] == summary_b["test"] and summary_a["epochs_run"] == summary_b["epochs_run"] == 25
+def test_print_config_prints_the_resolved_config_and_trains_nothing(tmp_path, capsys):
+    code, stdout, _ = train(capsys, MAIN_JOB_PATH, "--print-config", "--set", "train.precision=bfloat16",
+                            "--out", tmp_path / "never")
+    printed = json.loads(stdout)
+    assert code == 0 and printed["train"]["precision"] == "bfloat16" and printed["train"]["steps_per_execution"] is None
+    assert printed == config_lib.load(MAIN_JOB_PATH, ["train.precision=bfloat16"]).to_dict()
+    assert not (tmp_path / "never").exists()
 
 
+MAIN_JOB_PATH = Path(__file__).resolve().parents[1] / "examples" / "configs" / "digits_mlp.toml"
 MAIN_JOB = Path(__file__).resolve().parents[1] / "examples" / "configs" / "digits_mlp.toml"
 
 
@@ -177,3 +153,143 @@ def test_a_run_of_the_previous_release_resumes_and_reports(tmp_path, capsys):
         np.testing.assert_allclose(flat[name], reference[name], rtol=1e-5, atol=1e-7)
     assert cli.main(["report", str(tmp_path / "run")]) == 0
     assert "<h2>Gradient norms per layer</h2>" in (tmp_path / "run" / "report.html").read_text()
+
+
+PREEMPTED = """
+name = "iris_preempt"
+seed = 5
+[data]
+name = "iris"
+options = { test_size = 0.2, seed = 1 }
+validation_split = 0.2
+[model]
+name = "mlp"
+hidden = [16]
+outputs = 3
+dropout = 0.1
+[train]
+epochs = 30
+batch_size = 8
+optimizer = "adam"
+learning_rate = 0.05
+steps_per_execution = 4
+[callbacks]
+early_stopping = { patience = 4, restore_best_weights = true }
+reduce_lr_on_plateau = { patience = 2, factor = 0.5 }
+"""
+DISPATCHES_PER_EPOCH = 3  # 96 training examples, batch 8: 12 steps, 4 per dispatch
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """(config path, run directory, summary, history) of the early-stopped run, trained without interruption."""
+    root = tmp_path_factory.mktemp("preempt")
+    config_path = root / "run.toml"
+    config_path.write_text(PREEMPTED)
+    assert cli.main(["train", str(config_path), "--out", str(root / "whole"), "--verbose", "0"]) == 0
+    summary = json.loads((root / "whole" / "summary.json").read_text())
+    _, record = final_arrays(root / "whole", config_path)
+    history = record["history"]["history"]
+    best = int(np.argmin(history["val_loss"]))
+    assert best + 1 < summary["epochs_run"] < 30 and len(set(history["lr"])) >= 2, "both callbacks must act"
+    return config_path, root / "whole", summary, best
+
+
+def assert_same_run(a: Path, b: Path, config_path: Path):
+    """Same last checkpoint (bit for bit), same metrics.csv, same summary numbers (of the restored best weights)."""
+    state_a, record_a = final_arrays(a, config_path)
+    state_b, record_b = final_arrays(b, config_path)
+    for x, y in zip(jax.tree_util.tree_leaves(state_a.arrays()), jax.tree_util.tree_leaves(state_b.arrays())):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert record_a["history"] == record_b["history"]
+    assert (a / "metrics.csv").read_text() == (b / "metrics.csv").read_text()
+    summary_a, summary_b = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+    for key in ("epochs_run", "best_epoch", "train", "validation", "test"):
+        assert summary_a[key] == summary_b[key], key
+
+
+class SignalAt(run.callbacks_lib.Callback):
+    """Sends `signal_number` to this process after dispatch number `at` of the fit, like a user or a scheduler would."""
+
+    holds_state = False
+
+    def __init__(self, signal_number, at):
+        self.signal_number, self.at, self.seen = signal_number, at, 0
+
+    def on_train_batch_end(self, steps, state, logs):
+        if self.seen == self.at:
+            signal.raise_signal(self.signal_number)
+        self.seen += 1
+
+
+def test_ctrl_c_after_the_best_epoch_prints_the_resume_command_and_keeps_the_best_weights(uninterrupted, tmp_path,
+                                                                                           capsys, monkeypatch):
+    config_path, whole, _, best = uninterrupted
+    out = tmp_path / "stopped"
+    build = run._callbacks
+    at = DISPATCHES_PER_EPOCH * (best + 1) + 1
+    monkeypatch.setattr(run, "_callbacks", lambda *a: [SignalAt(signal.SIGINT, at), *build(*a)])
+    code, _, stderr = train(capsys, config_path, "--out", out)
+    assert code == 130 and len(stderr.strip().splitlines()) == 1, stderr
+    assert f"SIGINT: saved the state after step 8/12 of epoch {best + 2} to {out / run.LATEST}/" in stderr
+    command = stderr.split("continue with: ")[1].split()
+    assert command == ["jdl", "train", str(config_path), "--out", str(out), "--resume"]
+    monkeypatch.setattr(run, "_callbacks", build)
+    assert not (out / "summary.json").exists()
+    code, _, stderr = train(capsys, *command[2:])
+    assert code == 0, stderr
+    assert_same_run(whole, out, config_path)
+
+
+def test_an_interruption_between_early_stopping_and_the_summary_trains_no_further_epoch(uninterrupted, tmp_path,
+                                                                                         capsys):
+    config_path, whole, summary, _ = uninterrupted
+    out = tmp_path / "stopped"
+    shutil.copytree(whole, out)
+    for name in ("summary.json", "report.html", "report.json", "model.json", "monitor.json"):
+        (out / name).unlink()
+    code, _, stderr = train(capsys, config_path, "--out", out, "--resume")
+    assert code == 0, stderr
+    assert_same_run(whole, out, config_path)
+    assert json.loads((out / "summary.json").read_text())["epochs_run"] == summary["epochs_run"]
+
+
+def test_sigterm_at_a_random_step_saves_and_resume_ends_bit_identical(uninterrupted, tmp_path, capsys):
+    """A real `jdl train` process (the suite's compiler flags, so both sides compile alike) gets SIGTERM mid-epoch."""
+    config_path, whole, _, _ = uninterrupted
+    out = tmp_path / "stopped"
+    victim = jdl_train(config_path, "--out", out)
+    delay = float(np.random.default_rng().uniform(0.0, 0.5))
+    deadline = time.time() + 240
+    while time.time() < deadline and victim.poll() is None and checkpoint.latest_step(out / run.LATEST) is None:
+        time.sleep(0.01)
+    time.sleep(delay)
+    victim.send_signal(signal.SIGTERM)
+    _, stderr = victim.communicate(timeout=120)
+    assert victim.returncode == 143, (delay, stderr)
+    assert len(stderr.strip().splitlines()) == 1 and "SIGTERM: saved the state after step" in stderr, stderr
+    _, record = final_arrays(out, config_path)
+    assert 0 < record["partial"]["steps"] <= 12, record.get("partial")
+    code, _, stderr = train(capsys, config_path, "--out", out, "--resume")
+    assert code == 0, stderr
+    assert_same_run(whole, out, config_path)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_parameters(uninterrupted, tmp_path, capsys):
+    """SIGKILL gives no chance to save: the run resumes from its last end-of-epoch checkpoint."""
+    config_path, whole, _, _ = uninterrupted
+    interrupted = tmp_path / "interrupted"
+    victim = jdl_train(config_path, "--out", interrupted)
+    deadline = time.time() + 240
+    while time.time() < deadline and victim.poll() is None:
+        if (checkpoint.latest_step(interrupted / run.LATEST) or 0) >= 2 * 12:
+            victim.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    victim.communicate(timeout=60)
+    assert victim.returncode == -signal.SIGKILL, "the run must be killed mid-way for this test to mean anything"
+    assert not (interrupted / "summary.json").exists()
+    code, _, stderr = train(capsys, config_path, "--out", interrupted, "--resume")
+    assert code == 0, stderr
+    assert_same_run(whole, interrupted, config_path)

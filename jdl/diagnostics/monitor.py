@@ -162,6 +162,7 @@ class GradientMonitor(Callback):
         self.top_examples: list[tuple[float, int, int]] = []
         self.warnings: list[str] = []
         self._pending: list[Any] = []
+        self._epoch = 0
         self._warned: set[str] = set()
         self.probe: Probe | None = None
 
@@ -185,14 +186,21 @@ class GradientMonitor(Callback):
     def on_step_records(self, records):
         self._pending.append(records)
 
+    def on_epoch_begin(self, epoch, state, logs):
+        self._epoch = epoch
+
     def on_epoch_end(self, epoch, state, logs):
+        self._flush(epoch)
+        self._check_warnings(epoch)
+
+    def _flush(self, epoch: int) -> None:
+        """Append the records of the dispatches since the last flush, tagged with `epoch`."""
         pending, self._pending = jax.device_get(self._pending), []
         for chunk in pending:
             on = np.asarray(chunk["on"]).reshape(-1)
             for i in np.flatnonzero(on):
                 row = jax.tree_util.tree_map(lambda a: np.asarray(a)[i] if np.ndim(a) else np.asarray(a), chunk)
                 self._append(epoch, row)
-        self._check_warnings(epoch)
 
     def _append(self, epoch: int, row: dict[str, Any]) -> None:
         record: dict[str, Any] = {"epoch": epoch, "step": int(row["step"])}
@@ -248,13 +256,15 @@ class GradientMonitor(Callback):
                 warnings.warn(f"GradientMonitor: {message}", RuntimeWarning, stacklevel=2)
 
     def state_dict(self) -> dict[str, Any]:
-        """What BackupAndRestore saves, so a resumed run's report covers the whole run."""
-        return {**self.to_dict(), "warned": sorted(self._warned)}
+        """What BackupAndRestore saves, so a resumed run's report covers the whole run (mid-epoch: records not yet flushed too)."""
+        self._flush(self._epoch)
+        return {**self.to_dict(), "warned": sorted(self._warned), "epoch": self._epoch}
 
     def load_state_dict(self, state) -> None:
         self.records = list(state.get("records", []))
         self.warnings = list(state.get("warnings", []))
         self._warned = set(state.get("warned", []))
+        self._epoch = int(state.get("epoch", 0))
         self.top_examples = [(t["norm"], t["index"], t["step"]) for t in state.get("top_examples", [])]
 
     def to_dict(self) -> dict[str, Any]:

@@ -109,10 +109,12 @@ class Optimizer:
     weight_decay: float | None = None
     freeze: tuple[str, ...] = ()
     transformation: optax.GradientTransformation | None = None
+    accumulate: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str):
             raise TypeError(f"name must be an optimizer name (str), got {_checks.describe(self.name)}")
+        _checks.check_number(self.accumulate, "accumulate", integer=True, positive=True)
         object.__setattr__(self, "_built", {})
         if self.transformation is not None:
             self._check_wrapped()
@@ -171,6 +173,9 @@ class Optimizer:
         if steps_per_epoch is not None:
             _checks.check_number(steps_per_epoch, "steps_per_epoch", integer=True, positive=True)
         if self.transformation is not None:
+            if self.accumulate > 1:
+                return Structure("custom", transformation=optax.MultiSteps(
+                    self.transformation, every_k_schedule=self.accumulate).gradient_transformation())
             return Structure("custom", transformation=self.transformation)
         rate = self.learning_rate
         if isinstance(rate, EpochSchedule) and steps_per_epoch is None:
@@ -182,7 +187,7 @@ class Optimizer:
         static = tuple(sorted((k, v) for k, v in self.hyperparams.items() if k != "momentum"))
         return Structure(
             self.name, static, tuple(injected), rate if callable(rate) else None,
-            steps_per_epoch if isinstance(rate, EpochSchedule) else None, self.freeze,
+            steps_per_epoch if isinstance(rate, EpochSchedule) else None, self.freeze, accumulate=self.accumulate,
         )
 
     def values(self) -> dict[str, float | None]:

@@ -54,6 +54,7 @@ class Structure:
     steps_per_epoch: int | None = None
     freeze: tuple[str, ...] = ()
     transformation: optax.GradientTransformation | None = None
+    accumulate: int = 1  # optimizer updates every `accumulate` steps, on the mean gradient (optax.MultiSteps)
 
     def build(self) -> optax.GradientTransformation:
         """The shared update (cached by value), which reads every number from the state.
@@ -75,6 +76,8 @@ class Structure:
         if self.freeze:
             labels = functools.partial(freeze_labels, patterns=self.freeze)
             tx = optax.partition({"trainable": tx, "frozen": optax.set_to_zero()}, labels)
+        if self.accumulate > 1:
+            tx = optax.MultiSteps(tx, every_k_schedule=self.accumulate).gradient_transformation()
         return tx
 
     def _chain(self, learning_rate: Any, momentum: Any = None, clipnorm: Any = None, clipvalue: Any = None,

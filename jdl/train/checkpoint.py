@@ -1,14 +1,19 @@
 """Orbax checkpoints of a TrainState: save, restore, the latest step, and loading parameters without a template.
 
-A checkpoint holds the state's arrays (step, params, opt_state, model_state, rng) and a JSON
-record (epoch, logs, history, callback states). Orbax writes to a temporary directory and
-renames it when complete, so a crash mid-save never corrupts the previous checkpoint. Orbax is
-imported on first use.
+A checkpoint holds the state's arrays (step, params, opt_state, model_state, rng), a JSON
+record (epoch, logs, history, callback states) and, optionally, further states of the same
+weights held by callbacks (EarlyStopping's best params and model_state), one Orbax item each ("held_<name>",
+listed in the record under "held"). Orbax writes to a temporary directory and renames it when
+complete, so a crash mid-save never corrupts the previous checkpoint; `restore_readable` falls
+back to an older checkpoint when the newest one was damaged afterwards. Orbax is imported on
+first use.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,11 +38,23 @@ def manager(directory: str | os.PathLike, max_to_keep: int | None = None, *, asy
     return ocp.CheckpointManager(os.path.abspath(os.fspath(directory)), options=options)
 
 
-def save_args(state: TrainState, record: Mapping[str, Any] | None) -> Any:
-    """Orbax save arguments for the state's arrays and a JSON record."""
+HELD = "held_"
+
+
+def _held_arrays(state: TrainState) -> dict[str, Any]:
+    """What a held state keeps of a TrainState: the weights (params and model_state), not the optimizer state."""
+    return {"params": state.params, "model_state": state.model_state}
+
+
+def save_args(state: TrainState, record: Mapping[str, Any] | None,
+              held: Mapping[str, TrainState] | None = None) -> Any:
+    """Orbax save arguments for the state's arrays, a JSON record and the `held` states' arrays ({name: state})."""
     ocp = _ocp()
+    held = dict(held or {})
+    record = {**dict(record or {}), **({"held": sorted(held)} if held else {})}
+    items = {f"{HELD}{name}": ocp.args.StandardSave(_held_arrays(kept)) for name, kept in held.items()}
     return ocp.args.Composite(state=ocp.args.StandardSave(state.arrays()),
-                              record=ocp.args.JsonSave(_io.json_safe(dict(record or {}))))
+                              record=ocp.args.JsonSave(_io.json_safe(record)), **items)
 
 
 class Saver:
@@ -51,10 +68,16 @@ class Saver:
     def __init__(self, directory: str | os.PathLike, max_to_keep: int | None):
         self.directory, self.max_to_keep, self.manager = directory, max_to_keep, None
 
-    def save(self, step: int, state: TrainState, record: Mapping[str, Any]) -> None:
+    def save(self, step: int, state: TrainState, record: Mapping[str, Any],
+             held: Mapping[str, TrainState] | None = None) -> None:
         if self.manager is None:
             self.manager = manager(self.directory, self.max_to_keep, asynchronous=True)
-        self.manager.save(int(step), args=save_args(state, record), force=True)
+        self.manager.save(int(step), args=save_args(state, record, held), force=True)
+
+    def wait(self) -> None:
+        """Block until every started save is committed."""
+        if self.manager is not None:
+            self.manager.wait_until_finished()
 
     def close(self) -> None:
         if self.manager is not None:
@@ -80,6 +103,62 @@ def latest_step(directory: str | os.PathLike) -> int | None:
         return None
     steps = [int(e) for e in entries if e.isdigit() and os.path.exists(os.path.join(directory, e, "_CHECKPOINT_METADATA"))]
     return max(steps) if steps else None
+
+
+def steps(directory: str | os.PathLike) -> list[int]:
+    """The complete checkpoint steps in `directory`, oldest first ([] when there is none)."""
+    try:
+        entries = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(int(e) for e in entries
+                  if e.isdigit() and os.path.exists(os.path.join(directory, e, "_CHECKPOINT_METADATA")))
+
+
+def restore_held(directory: str | os.PathLike, state: TrainState, step: int, record: Mapping[str, Any]) -> dict[str, TrainState]:
+    """{name: state} of the held states a checkpoint's record lists: `state` with their params and model_state."""
+    names = list(record.get("held", []))
+    if not names:
+        return {}
+    ocp = _ocp()
+    handle = manager(directory)
+    try:
+        restored = handle.restore(int(step), args=ocp.args.Composite(
+            **{f"{HELD}{name}": ocp.args.StandardRestore(_held_arrays(state)) for name in names}))
+    finally:
+        handle.close()
+    return {name: state.replace(**placed_like(dict(restored[f"{HELD}{name}"]), _held_arrays(state))) for name in names}
+
+
+def _damaged_file(err: BaseException) -> str:
+    """The file an Orbax/TensorStore read error names (the innermost `local file "..."`), else ''."""
+    found = re.findall(r'local file \\?"([^"\\]+)', str(err))
+    return found[-1] if found else ""
+
+
+def restore_readable(directory: str | os.PathLike, state: TrainState) -> tuple[TrainState, dict[str, Any], dict[str, TrainState], int]:
+    """(state, record, held states, step) of the newest checkpoint in `directory` that reads back whole.
+
+    A checkpoint that fails to read (a truncated or corrupted file) is reported by a
+    RuntimeWarning naming the file and the next older one is tried; ValueError when none reads.
+    """
+    found = steps(directory)
+    if not found:
+        raise FileNotFoundError(f"no checkpoint found in {os.fspath(directory)!r}")
+    failures = []
+    for step in reversed(found):
+        try:
+            restored, record = restore(directory, state, step)
+            return restored, record, restore_held(directory, state, step, record), step
+        except (ValueError, OSError, KeyError, TypeError) as err:
+            where = os.path.join(os.fspath(directory), str(step))
+            damaged = _damaged_file(err)
+            detail = f"file {damaged}" if damaged else f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
+            failures.append(f"{where} ({detail})")
+            older = [s for s in found if s < step]
+            then = f"falling back to {os.path.join(os.fspath(directory), str(older[-1]))}" if older else "no older checkpoint"
+            warnings.warn(f"checkpoint {where} cannot be read ({detail}); {then}", RuntimeWarning, stacklevel=2)
+    raise ValueError(f"no readable checkpoint in {os.fspath(directory)!r}: " + "; ".join(failures))
 
 
 def restore(directory: str | os.PathLike, state: TrainState, step: int | None = None) -> tuple[TrainState, dict[str, Any]]:
@@ -108,7 +187,23 @@ def restore(directory: str | os.PathLike, state: TrainState, step: int | None = 
         arrays = from_earlier_layout(dict(restored["state"]), state.arrays(), err)
     finally:
         handle.close()
-    return state.with_arrays(arrays), _io.json_restore(dict(restored["record"] or {}))
+    return state.with_arrays(placed_like(arrays, state.arrays())), _io.json_restore(dict(restored["record"] or {}))
+
+
+def placed_like(arrays: Any, template: Any) -> Any:
+    """`arrays` with the template's placement: leaves whose template is uncommitted (a fresh state) become uncommitted.
+
+    Orbax places restored arrays on the template's devices explicitly (committed), and jit keys
+    its compiled programs on that: without this a resumed fit would compile its steps again.
+    """
+    import jax
+
+    def place(new, old):
+        if getattr(old, "committed", True) or not getattr(new, "committed", False):
+            return new
+        return jax.device_put(np.asarray(new))
+
+    return jax.tree_util.tree_map(place, arrays, template)
 
 
 def from_earlier_layout(raw: Mapping[str, Any], template: Any, err: Exception) -> Any:

@@ -52,11 +52,16 @@ class EpochLoop:
         step = int(jax.device_get(state.step))
         epoch = context.initial_epoch
         while epoch < context.epochs and not context.stop_training:
-            state = self.callbacks.on_epoch_begin(epoch, state, {})
-            halted = jax.device_put(np.bool_(False))
+            done, chunk_logs = context.take_partial()  # steps a mid-epoch checkpoint already ran, and their logs
+            if done:
+                step -= done
+            else:
+                state = self.callbacks.on_epoch_begin(epoch, state, {})
+            halted = jax.device_put(np.bool_(any(np.any(c["nonfinite"]) for c in chunk_logs)))
             order = compiled.epoch_order(self.plan.n, self.plan.shuffle, self.spec.mesh)(seed, np.int32(epoch))
-            chunk_logs = []
             for chunk in self.plan.chunks():
+                if chunk.start < done:
+                    continue
                 run_chunk = compiled.train_chunk(self.spec, self.plan, compiled.chunk_key(chunk), donate)
                 state, halted, logs = run_chunk(state, halted, self.data, order, np.int32(chunk.start), self.values)
                 records = logs.pop("hooks")

@@ -25,6 +25,7 @@ import numpy as np
 from jdl import losses as losses_lib
 from jdl import regularizers as regularizers_lib
 from jdl.optim.penalty import l2_penalty
+from jdl.train import precision as precision_lib
 
 SINGLE = None  # the head name of a single-output model
 ADDED_LOSSES = "losses"  # the collection a model sows per-example cost terms into
@@ -61,6 +62,7 @@ class Objective:
     train_kwargs: tuple[tuple[str, bool], ...] = ()
     eval_kwargs: tuple[tuple[str, bool], ...] = ()
     regularizers: regularizers_lib.Declared = ()  # the model's per-layer (path, regularizer) pairs: + Σ_l R_l(W_l)
+    precision: str = "float32"  # the forward pass's compute dtype (jdl.train.precision); the cost stays float32
 
     @property
     def penalized(self) -> bool:
@@ -105,8 +107,9 @@ class Objective:
         dropout_key, sample_key = jax.random.split(key)
         rngs = {"dropout": dropout_key, "sample": sample_key}
         mutable = [*model_state, ADDED_LOSSES] if train else [ADDED_LOSSES]
+        variables["params"], x = precision_lib.compute(self.precision, params, x)
         outputs, updates = model.apply(variables, x, rngs=rngs, mutable=mutable, **kwargs)
-        updates = dict(updates)
+        outputs, updates = precision_lib.outputs(self.precision, outputs), precision_lib.like(self.precision, dict(updates), model_state)
         added = added_loss(updates.pop(ADDED_LOSSES, {}), batch_size(x))
         new_state = {**model_state, **updates} if train else dict(model_state)
         return outputs, new_state, added

@@ -1,9 +1,10 @@
 """Data parallelism over every visible device: a Mesh with one axis `data`.
 
-Batches are sharded along their first axis over `data`; parameters, optimizer state and
-the on-device data set are replicated. With one device there is no mesh and nothing changes.
-Multi-host: call `jax.distributed.initialize()` in every process before `fit`; each process
-must hold the same data set (it is replicated from each process's copy).
+Batches are sharded along their first axis over `data`, and so is the on-device training set
+(`shard_rows`: each device holds 1/devices of its rows); parameters and optimizer state are
+replicated. With one device there is no mesh and nothing changes. Multi-host: call
+`jax.distributed.initialize()` in every process before `fit`; each process must hold the same
+data set (each device's rows are taken from its own process's copy).
 """
 
 from __future__ import annotations
@@ -56,3 +57,31 @@ def shard_batch(tree: Any, mesh: Mesh | None) -> Any:
         return tree
     batch = NamedSharding(mesh, PartitionSpec(AXIS))
     return jax.tree_util.tree_map(lambda a: jax.lax.with_sharding_constraint(a, batch), tree)
+
+
+def shard_rows(tree: Any, mesh: Mesh | None) -> Any:
+    """Place every leaf split along its first axis over `data`, or on the default device without a mesh.
+
+    Leaves (n, ...) become (n', ...) global arrays, n' = n rounded up to a multiple of the
+    devices (the extra rows are zeros, never indexed), each device holding n'/devices rows.
+    """
+    if mesh is None:
+        return jax.device_put(tree)
+    count = device_count(mesh)
+    rows_split = NamedSharding(mesh, PartitionSpec(AXIS))
+
+    def place(leaf: Any) -> Any:
+        host = np.asarray(leaf)
+        n = host.shape[0]
+        shape = (-(-n // count) * count,) + host.shape[1:]
+
+        def rows(index: tuple[slice, ...]) -> np.ndarray:
+            start, stop, _ = index[0].indices(shape[0])
+            part = host[start:min(stop, n)]
+            if part.shape[0] < stop - start:
+                part = np.concatenate([part, np.zeros((stop - start - part.shape[0],) + host.shape[1:], host.dtype)])
+            return part
+
+        return jax.make_array_from_callback(shape, rows_split, rows)
+
+    return jax.tree_util.tree_map(place, tree)

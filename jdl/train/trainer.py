@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +19,7 @@ from jdl.data.batching import MAX_STEPS_PER_EXECUTION, BatchPlan
 from jdl.nn import activations
 from jdl.nn.mode import mode_kwargs
 from jdl.train import compiled, inputs, sharding
+from jdl.train import precision as precision_lib
 from jdl.train.callbacks.base import Callback, CallbackList, FitContext
 from jdl.train.callbacks.progress import ProgressBar
 from jdl.train.history import History
@@ -40,6 +42,10 @@ class Trainer:
     output_activation: applied by `predict` and before metrics; by default the model's
     `output_activation` attribute, else sigmoid/softmax for cross-entropies on logits, else linear.
     steps_per_execution: optimizer steps per compiled dispatch (default: up to 256).
+    precision: "float32", "bfloat16" or "float16", the dtype of the forward and backward pass;
+    parameters, optimizer state, loss and metrics stay float32 (see `jdl.train.precision`).
+    accumulate: k > 1 makes one optimizer update per k steps on their mean gradient
+    (optax.MultiSteps): batch_size b with accumulate k trains like batch k·b, in k·b/devices memory.
 
     Compiled steps are cached by value: Trainers with equal models, losses, metrics and optimizer
     structures share them, whatever their learning rates, momenta, weight decays, L2 λ or loss weights.
@@ -55,9 +61,14 @@ class Trainer:
         *,
         output_activation: Any = None,
         steps_per_execution: int | None = None,
+        precision: str = "float32",
+        accumulate: int = 1,
     ) -> None:
         self.model = check_model(model)
         self.optimizer = optim.as_optimizer(optim.get(optimizer) if isinstance(optimizer, str) else optimizer)
+        _checks.check_number(accumulate, "accumulate", integer=True, positive=True)
+        if accumulate != self.optimizer.accumulate:
+            self.optimizer = dataclasses.replace(self.optimizer, accumulate=accumulate)
         self.losses = _resolve_losses(loss)
         self.loss_weights = _resolve_loss_weights(self.losses, loss_weights)
         self.metrics = _resolve_metrics(self.losses, metrics)
@@ -72,6 +83,7 @@ class Trainer:
             train_kwargs=tuple(mode_kwargs(self.model, True).items()),
             eval_kwargs=tuple(mode_kwargs(self.model, False).items()),
             regularizers=regularizers.declared(self.model),
+            precision=precision_lib.check(precision),
         )
         self.values = make_values(self.objective, self.loss_weights, self.optimizer.l2)
 
@@ -173,7 +185,7 @@ class Trainer:
         if caller_state and not callback_list.holds_state:
             state = compiled.copy(state)
         state = sharding.replicate(state.replace(examples=np.float32(n)), self.mesh)
-        loop = EpochLoop(spec, plan, sharding.replicate((data.x, data.y, data.w), self.mesh), self.values, seed,
+        loop = EpochLoop(spec, plan, sharding.shard_rows((data.x, data.y, data.w), self.mesh), self.values, seed,
                          callback_list, context, tuple(c for c, _ in hooked),
                          None if validation is None else self._validator(validation))
         try:

@@ -45,7 +45,7 @@ def test_backup_and_restore_continues_an_interrupted_fit(tmp_path):
     backup = tmp_path / "backup"
     with pytest.raises(KeyboardInterrupt):
         trainer().fit(X, Y, epochs=6, batch_size=8, verbose=0, seed=1, callbacks=[Crash(), cb.BackupAndRestore(backup)])
-    assert checkpoint.latest_step(backup) == 1
+    assert checkpoint.restore(backup, trainer().init(X))[1]["epoch"] == 1
     resumed, history = trainer().fit(X, Y, epochs=6, batch_size=8, verbose=0, seed=1, callbacks=[cb.BackupAndRestore(backup)])
     assert history.epoch == list(range(6))
     for a, b in zip(jax.tree_util.tree_leaves(whole.params), jax.tree_util.tree_leaves(resumed.params)):
@@ -101,3 +101,56 @@ def test_a_checkpoint_of_another_model_is_refused_naming_the_path():
     x = np.random.RandomState(0).randn(64, 5).astype(np.float32)
     with pytest.raises(ValueError, match=r"Dense_0.*shape"):
         checkpoint.restore(FIXTURE / "checkpoint", _momentum_trainer(hidden=(6,)).init(x, 0, steps_per_epoch=2))
+
+
+class InterruptAt(cb.Callback):
+    """Sets `event` after dispatch number `at` (0-based, counted over the fit) — what SIGTERM does in `jdl train`."""
+
+    holds_state = False
+
+    def __init__(self, event, at):
+        self.event, self.at, self.seen = event, at, 0
+
+    def on_train_batch_end(self, steps, state, logs):
+        if self.seen == self.at:
+            self.event.set()
+        self.seen += 1
+
+
+NOISY_Y = np.where(np.random.default_rng(1).random(64) < 0.3, 1 - Y, Y).astype(np.int32)  # val loss rises after epoch 3
+
+
+def _watched_fit(backup, *extra, **fit):
+    """A fit with EarlyStopping (restoring the best weights) and ReduceLROnPlateau, 3 dispatches per epoch."""
+    t = Trainer(MLP(hidden=(32,), outputs=2), loss="sparse_categorical_crossentropy", optimizer=optim.adam(0.1),
+                steps_per_execution=2)
+    watchers = [cb.EarlyStopping(patience=2, restore_best_weights=True), cb.ReduceLROnPlateau(patience=1, factor=0.5)]
+    return t.fit(X, NOISY_Y, epochs=8, batch_size=8, validation_split=0.25, verbose=0, seed=3,
+                 callbacks=[*watchers, *extra, cb.BackupAndRestore(backup, **fit)])
+
+
+def test_an_interrupted_fit_resumes_mid_epoch_to_bit_identical_parameters(tmp_path):
+    """Stop at a random dispatch, resume, stop again, damage the newest checkpoint, resume: same as one fit."""
+    import threading
+
+    whole, history = _watched_fit(tmp_path / "whole")
+    epochs_run = len(history.epoch)
+    best = int(np.argmin(history.history["val_loss"]))
+    assert best < epochs_run - 1 < 7 and len(set(history.history["lr"])) == 2, "both callbacks must act"
+    first = int(np.random.default_rng().integers(0, 3 * (best + 1)))
+    second = 3 * (best + 1) - first  # in the resumed fit: step 4 of 6 of the epoch after the best one
+    backup = tmp_path / "stopped"
+    for at in (first, second):
+        event = threading.Event()
+        with pytest.raises(cb.TrainingInterrupted) as stop:
+            _watched_fit(backup, InterruptAt(event, at), interrupt=event)
+        assert f"{stop.value.steps_done}/6" in str(stop.value), at
+    assert stop.value.epoch == best + 1 and stop.value.steps_done == 4, (first, second)
+    newest = max(checkpoint.steps(backup))
+    data = max((backup / str(newest) / "state" / "d").iterdir(), key=lambda f: f.stat().st_size)
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    with pytest.warns(RuntimeWarning, match=rf"checkpoint .*{newest} cannot be read \(file .*{data.name}\); falling back"):
+        resumed, again = _watched_fit(backup)
+    assert again == history, f"interrupted at dispatches {first} and {second}"
+    for a, b in zip(jax.tree_util.tree_leaves(whole.arrays()), jax.tree_util.tree_leaves(resumed.arrays())):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"interrupted at {first} and {second}")

@@ -17,7 +17,18 @@ SCRIPT = textwrap.dedent("""
     from jdl import optim
     from jdl.train import Trainer
 
-    shardings = []
+    shardings, data_shards = [], []
+    from jdl.train import sharding
+    shard_rows = sharding.shard_rows
+
+    def spy(tree, mesh):
+        placed = shard_rows(tree, mesh)
+        x = placed[0]
+        data_shards.append({"global": list(x.shape), "per_device": sorted({s.data.shape[0] for s in x.addressable_shards}),
+                            "devices": len(x.addressable_shards), "bytes": int(x.addressable_shards[0].data.nbytes)})
+        return placed
+
+    sharding.shard_rows = spy
 
     class Probe(nn.Module):
         @nn.compact
@@ -39,7 +50,8 @@ SCRIPT = textwrap.dedent("""
     shardings.clear()
     state, history = trainer.fit(x, y, epochs=3, batch_size=16, validation_split=0.2, verbose=0)
     print(json.dumps({"devices": jax.device_count(), "history": history.history, "shardings": shardings,
-                      "divisible_error": divisible_error,
+                      "divisible_error": divisible_error, "data_shards": data_shards,
+                      "padded": np.asarray(shard_rows(np.arange(13, dtype=np.float32), trainer.mesh)).tolist(),
                       "param_sharding": str(jax.tree_util.tree_leaves(state.params)[0].sharding)}))
 """)
 
@@ -62,3 +74,7 @@ def test_eight_devices_match_one_device_and_shard_the_batch():
     assert one["shardings"] and all(shape == [16, 5] for shape in one["shardings"])
     assert "batch_size must be divisible by the number of devices (8) for data parallelism, got 12" in eight["divisible_error"]
     assert one["divisible_error"] is None
+    # The on-device training set (80 rows of 5 float32) is split over the devices, not copied to each.
+    assert one["data_shards"][-1] == {"global": [80, 5], "per_device": [80], "devices": 1, "bytes": 80 * 5 * 4}
+    assert one["padded"] == list(range(13)) and eight["padded"] == list(range(13)) + [0, 0, 0]
+    assert eight["data_shards"][-1] == {"global": [80, 5], "per_device": [10], "devices": 8, "bytes": 10 * 5 * 4}

@@ -4,7 +4,7 @@ They receive the state and may return a new one (see `base.Callback`). EarlyStop
 ReduceLROnPlateau and ModelCheckpoint share `MonitorCallback`'s best/min_delta/mode logic.
 """
 
-from jdl.train.callbacks.backup_and_restore import BackupAndRestore
+from jdl.train.callbacks.backup_and_restore import BackupAndRestore, TrainingInterrupted
 from jdl.train.callbacks.base import Callback, CallbackList, FitContext
 from jdl.train.callbacks.csv_logger import CSVLogger
 from jdl.train.callbacks.early_stopping import EarlyStopping
@@ -31,4 +31,5 @@ __all__ = [
     "ReduceLROnPlateau",
     "TensorBoard",
     "TerminateOnNaN",
+    "TrainingInterrupted",
 ]

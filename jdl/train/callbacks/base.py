@@ -13,9 +13,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
+@dataclasses.dataclass(frozen=True)
+class PartialEpoch:
+    """The part of epoch `initial_epoch` a mid-epoch checkpoint already ran: its step count and each dispatch's logs {name: (steps,)}."""
+
+    steps: int
+    logs: Sequence[Mapping[str, Any]]
+
+
 @dataclasses.dataclass
 class FitContext:
-    """What a callback may read or set during fit: the trainer, the plan, and `stop_training`."""
+    """What a callback may read or set during fit: the trainer, the plan, and `stop_training`.
+
+    partial: set by a callback that restores a mid-epoch checkpoint; the loop then skips the
+    steps already run in the first epoch (and that epoch's on_epoch_begin, which already ran).
+    """
 
     trainer: Any
     epochs: int
@@ -26,6 +38,12 @@ class FitContext:
     stop_training: bool = False
     nonfinite: str | None = None
     callbacks: list[Any] = dataclasses.field(default_factory=list)
+    partial: PartialEpoch | None = None
+
+    def take_partial(self) -> tuple[int, list[Any]]:
+        """(steps already run, [their logs]) of the epoch being resumed, once; (0, []) otherwise."""
+        partial, self.partial = self.partial, None
+        return (0, []) if partial is None else (partial.steps, [dict(c) for c in partial.logs])
 
 
 class Callback:
@@ -76,6 +94,14 @@ class Callback:
         return {}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        return None
+
+    def held_state(self) -> Any:
+        """A TrainState whose weights the callback keeps (EarlyStopping's best); BackupAndRestore saves its params and model_state."""
+        return None
+
+    def load_held_state(self, state: Any) -> None:
+        """Take back the state `held_state` returned when the backup was written (called after load_state_dict)."""
         return None
 
 

@@ -65,6 +65,12 @@ class EarlyStopping(MonitorCallback):
     def state_dict(self):
         return {"wait": self.wait, "best": self.best, "best_epoch": self.best_epoch, "stopped_epoch": self.stopped_epoch}
 
+    def held_state(self):
+        return self.best_state
+
+    def load_held_state(self, state):
+        self.best_state = state
+
     def load_state_dict(self, state):
         self.wait, self.best = int(state["wait"]), float(state["best"])
         self.best_epoch, self.stopped_epoch = int(state["best_epoch"]), int(state["stopped_epoch"])
