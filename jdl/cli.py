@@ -79,12 +79,23 @@ def _sweep(args: argparse.Namespace) -> int:
     """Run a hyperparameter sweep: `jdl sweep SWEEP.toml [--out DIR] [--workers K] [--trial K] [--resume]`."""
     from jdl import sweeps
 
+    from jdl import runs as run_lib
+    from jdl.train.callbacks.backup_and_restore import TrainingInterrupted
+
     sweep = sweeps.load(args.sweep_file)
-    trial = args.trial
-    body = sweeps.run(sweep, args.out, resume=args.resume, workers=args.workers, trial=trial, worker=args.worker,
-                      verbose=args.verbose)
+    out = Path(args.out) if args.out is not None else sweeps.runner.default_out(sweep)
+    again = shlex.join(["jdl", "sweep", str(args.sweep_file), "--out", str(out), "--resume"])
+    try:
+        body = sweeps.run(sweep, out, resume=args.resume, workers=args.workers, trial=args.trial, worker=args.worker,
+                          verbose=args.verbose)
+    except TrainingInterrupted as stop:
+        print(f"jdl sweep: {stop.reason}: the running trial saved its state in {stop.directory}; "
+              f"continue with: {again}", file=sys.stderr)
+        return run_lib.exit_code(getattr(signal, stop.reason, signal.SIGINT))
+    except KeyboardInterrupt:
+        print(f"jdl sweep: interrupted; finished trials are kept; continue with: {again}", file=sys.stderr)
+        return 130
     if not args.worker:
-        out = Path(args.out) if args.out is not None else sweeps.runner.default_out(sweep)
         done = [t for t in body["trials"] if t["value"] is not None and t["state"] == "complete"]
         if done:
             pick = min if sweep.objective.direction == "minimize" else max
@@ -221,8 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (ConfigError, *USER_ERRORS) as err:
             return _error(args.command, err)
     except KeyboardInterrupt:
-        hint = {"train": " (--resume continues from the last completed epoch)",
-                "sweep": " (--resume continues it; finished trials are kept)"}.get(args.command, "")
+        hint = " (--resume continues from the last completed epoch)" if args.command == "train" else ""
         print(f"jdl {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
 
