@@ -591,7 +591,7 @@ def test_binary_accuracy_by_hand_and_at_the_threshold():
     y = np.array([[1, 0, 1], [0, 0, 1]], np.float32)
     p = np.array([[0.9, 0.5, 0.2], [0.1, 0.7, 0.51]], np.float32)  # 0.5 is not > 0.5: predicted 0
     close(metrics.binary_accuracy(y, p), (2 / 3 + 2 / 3) / 2)
-    close(metrics.binary_accuracy(y, p, threshold=0.15), (2 / 3 + 1 / 3) / 2)
+    close(metrics.binary_accuracy(y, p, threshold=0.95), (1 / 3 + 2 / 3) / 2)
     close(metrics.binary_accuracy(np.array([1, 0, 1]), np.array([[0.8], [0.3], [0.4]])), 2 / 3)
 
 
