@@ -16,6 +16,7 @@ import numpy as np
 
 from jdl import _checks
 from jdl import losses as losses_lib
+from jdl.nn.mode import mode_kwargs
 from jdl.train.objective import SINGLE, Objective, is_sparse, per_example_loss
 
 
@@ -56,10 +57,10 @@ def leading_size(tree: Any, name: str) -> int:
 
 
 def _numbers_only(tree: Any) -> bool:
-    """True for a (nested) list/tuple of Python or NumPy scalars, with no arrays in it."""
+    """True for a (nested) list/tuple of Python or NumPy scalars (or 0-d arrays), with no array of examples in it."""
     if isinstance(tree, (list, tuple)):
         return all(_numbers_only(item) for item in tree)
-    return isinstance(tree, (bool, int, float, np.number, np.bool_))
+    return isinstance(tree, (bool, int, float, np.number, np.bool_)) or (hasattr(tree, "shape") and np.ndim(tree) == 0)
 
 
 def model_inputs(model: Any, x: Any, name: str = "x") -> Any:
@@ -72,12 +73,10 @@ def model_inputs(model: Any, x: Any, name: str = "x") -> Any:
     if not isinstance(x, (list, tuple)) or not x or _numbers_only(x):
         return x
     leaves = [np.shape(item) if hasattr(item, "shape") else None for item in x]
-    if None in leaves or len(set(leaves)) > 1 or leaves[0] == ():
+    if None in leaves or len(set(leaves)) > 1:
         return x
     sample = type(x)(np.asarray(item)[:1] for item in x)
     try:
-        from jdl.nn.mode import mode_kwargs
-
         rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
         jax.eval_shape(lambda v: model.init(rngs, v, **mode_kwargs(model, False)), sample)
         return x

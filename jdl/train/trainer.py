@@ -142,11 +142,12 @@ class Trainer:
         x, y: arrays, pytrees of arrays, or (nested) lists of numbers (as NumPy converts them); a list
         of arrays is several inputs only for a model that takes several. class_weight {class: weight}
         multiplies the training rows' sample weights (never validation's); a class the model does not
-        output is an error. validation_split takes the last fraction of (x, y, sample_weight) before shuffling. batch_size None is
-        full-batch gradient descent; 1 is SGD; the last partial batch is trained on, not dropped
-        (it compiles once more for its shape). Epoch e visits the examples in a permutation drawn
-        from (seed, e), so a fit resumed at epoch e continues exactly. `augment(key, x)` is applied
-        to each training batch on the device. The given `state` is never modified or donated.
+        output is an error. validation_split takes the last fraction of (x, y, sample_weight) before
+        shuffling. batch_size None is full-batch gradient descent; 1 is SGD; the last partial batch
+        is trained on, not dropped (it compiles once more for its shape). Epoch e visits the examples
+        in a permutation drawn from (seed, e), so a fit resumed at epoch e continues exactly.
+        `augment(key, x)` is applied to each training batch on the device. The given `state` is
+        never modified or donated.
         """
         _check_fit_arguments(epochs, initial_epoch, validation_split, seed, verbose, shuffle, augment, callbacks, state)
         callbacks = list(callbacks)
@@ -269,6 +270,7 @@ class Trainer:
                  sample_weight: Any = None) -> dict[str, float]:
         """Loss and metrics over the whole of (x, y) in inference mode: {"loss": ..., "<metric>": ...}.
 
+        sample_weight weights the loss and the weighted metrics; `metrics` count every example once.
         Metrics are computed once on all predictions (exact F1/AUC), not averaged over batches. The
         data is padded to one of a few fixed sizes (padding rows have weight 0), so data sets of
         nearby sizes share one compiled evaluation.

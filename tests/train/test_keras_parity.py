@@ -111,3 +111,10 @@ def test_an_unknown_class_weight_key_is_named():
     x, y, _, _ = cases.classification()
     with pytest.raises(ValueError, match=r"class_weight names class\(es\) \[7\].*3 classes"):
         classifier_trainer().fit(x, y, class_weight={0: 1.0, 7: 2.0}, verbose=0)
+
+
+def test_bad_reduction_and_weighted_metrics_heads_are_named():
+    with pytest.raises(ValueError, match=r"loss_reduction must be one of \['mean', 'sum_over_batch_size'\], got 'sum'"):
+        classifier_trainer(loss_reduction="sum")
+    with pytest.raises(ValueError, match=r"weighted_metrics names unknown heads \['value'\]"):
+        classifier_trainer(weighted_metrics={"value": ["mae"]})
