@@ -250,7 +250,7 @@ def test_bad_input_is_named():
         L.mse(Y, P, sample_weight=np.ones(5))
     with pytest.raises(ValueError, match=r"y_true must hold hinge labels in \{-1, 1\}, got values \[0.0, 1.0\]"):
         L.hinge(np.array([0.0, 1.0]), np.array([0.3, -0.2]))
-    with pytest.raises(ValueError, match=r"reduction must be one of \['mean', 'sum', 'none'\], got 'avg'"):
+    with pytest.raises(ValueError, match=r"reduction must be one of \['mean', 'sum', 'none', 'sum_over_batch_size'\], got 'avg'"):
         L.mse(Y, P, reduction="avg")
     with pytest.raises(ValueError, match="delta must be > 0"):
         L.huber(Y, P, delta=0.0)
