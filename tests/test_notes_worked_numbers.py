@@ -28,21 +28,23 @@ def to_digits(value, golden):
 
 
 def test_the_2_2_2_networks_intermediates(x64):
-    dense = nn.Dense(2)
-    hidden = {"params": {"kernel": jnp.array([[W1, W3], [W2, W4]]), "bias": jnp.array([B1, B1])}}
-    output = {"params": {"kernel": jnp.array([[W5, W7], [W6, W8]]), "bias": jnp.array([B2, B2])}}
-    net_h = dense.apply(hidden, jnp.array([[I1, I2]]))
-    net_o = dense.apply(output, A.sigmoid(net_h))[0]
-    target = jnp.array([T1, T2])
+    @jax.jit
+    def intermediates(x, target):
+        dense = nn.Dense(2)
+        hidden = {"params": {"kernel": jnp.array([[W1, W3], [W2, W4]]), "bias": jnp.array([B1, B1])}}
+        output = {"params": {"kernel": jnp.array([[W5, W7], [W6, W8]]), "bias": jnp.array([B2, B2])}}
+        net_h = dense.apply(hidden, x)
+        net_o = dense.apply(output, A.sigmoid(net_h))[0]
 
-    def errors(out):
-        return 0.5 * L.mean_squared_error(target[:, None], out[:, None], reduction="none")
+        def errors(out):
+            return 0.5 * L.mean_squared_error(target[:, None], out[:, None], reduction="none")
 
-    e = errors(A.sigmoid(net_o))
-    de_dout = jax.grad(lambda out: errors(out).sum())(A.sigmoid(net_o))
-    dout_dnet = jax.grad(A.sigmoid)(net_o[0])
-    assert to_digits(float(net_h[0, 0]), "0.3775")
-    assert to_digits(float(net_o[0]), "1.105905967")
+        out = A.sigmoid(net_o)
+        return net_h[0, 0], net_o[0], errors(out), jax.grad(lambda o: errors(o).sum())(out), jax.grad(A.sigmoid)(net_o[0])
+
+    net_h1, net_o1, e, de_dout, dout_dnet = intermediates(jnp.array([[I1, I2]]), jnp.array([T1, T2]))
+    assert to_digits(float(net_h1), "0.3775")
+    assert to_digits(float(net_o1), "1.105905967")
     assert to_digits(float(e[0]), "0.274811083")
     assert to_digits(float(e[1]), "0.023560026")
     assert to_digits(float(de_dout[0]), "0.74136507")
@@ -58,7 +60,8 @@ def test_first_neurons_sum_is_1_16_not_the_notes_1_151():
 def test_dropout_0_3_on_100_units_drops_30_on_average_and_scales_survivors_by_1_over_0_7():
     """Flax's inverted Dropout, the one jdl's layers use: each unit dropped with probability 0.3."""
     units = jnp.ones((2000, 100))
-    out = np.asarray(nn.Dropout(0.3, deterministic=False).apply({}, units, rngs={"dropout": jax.random.key(0)}))
+    drop = jax.jit(lambda u, key: nn.Dropout(0.3, deterministic=False).apply({}, u, rngs={"dropout": key}))
+    out = np.asarray(drop(units, jax.random.key(0)))
     dropped_per_row = (out == 0).sum(axis=1)
     assert dropped_per_row.mean() == pytest.approx(30, abs=4 * math.sqrt(100 * 0.3 * 0.7 / 2000))
     np.testing.assert_allclose(out[out != 0], 1 / 0.7, rtol=1e-6)
@@ -67,10 +70,9 @@ def test_dropout_0_3_on_100_units_drops_30_on_average_and_scales_survivors_by_1_
 
 def test_softmax_crossentropy_gradient_minus_0_8_is_true_class_0_which_the_notes_call_class_1():
     logits = jnp.log(jnp.array([[0.2, 0.3, 0.5]]))
-    grad = jax.grad(lambda z: L.sparse_categorical_crossentropy(jnp.array([0]), z, reduction="sum"))(logits)
-    np.testing.assert_allclose(grad[0], [-0.8, 0.3, 0.5], atol=1e-6)
-    grad_1 = jax.grad(lambda z: L.sparse_categorical_crossentropy(jnp.array([1]), z, reduction="sum"))(logits)
-    np.testing.assert_allclose(grad_1[0], [0.2, -0.7, 0.5], atol=1e-6)
+    gradient = jax.jit(jax.grad(lambda z, label: L.sparse_categorical_crossentropy(label, z, reduction="sum")))
+    np.testing.assert_allclose(gradient(logits, jnp.array([0]))[0], [-0.8, 0.3, 0.5], atol=1e-6)
+    np.testing.assert_allclose(gradient(logits, jnp.array([1]))[0], [0.2, -0.7, 0.5], atol=1e-6)
 
 
 def test_padding_a_5x4_grid_by_1_gives_7x6():

@@ -9,7 +9,7 @@ import numpy as np
 CLASS_WEIGHT = {0: 3.0, 1: 0.5, 2: 1.0}
 LEARNING_RATE = 0.1
 EPOCHS = 3
-BATCH_SIZE = 8
+BATCH_SIZE = 10  # divides the 30 training rows: one compiled step shape in jdl
 GELU_POINTS = (-3.0, -1.5, -0.5, 0.0, 0.3, 1.0, 2.5)
 
 

@@ -216,22 +216,20 @@ def test_prelu_is_a_layer_with_its_own_learnable_slope_in_mlp_and_conv():
 
     with pytest.raises(ValueError, match="'prelu' has a learnable slope, so it is a layer"):
         A.get("prelu")
-    model = MLP(hidden=(3, 2), outputs=1, activation="prelu")
-    x = np.array([[1.0, -2.0], [0.5, 3.0]], np.float32)
-    params = model.init(jax.random.key(0), x)["params"]
-    assert params["PReLU_0"]["alpha"].shape == (3,) and params["PReLU_1"]["alpha"].shape == (2,)
-    np.testing.assert_allclose(params["PReLU_0"]["alpha"], 0.25)
-    z = x @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"]
-    by_hand = np.where(z > 0, z, 0.25 * z)
-    hidden = MLP(hidden=(3,), outputs=3, activation="prelu")
-    p1 = {"Dense_0": params["Dense_0"], "PReLU_0": params["PReLU_0"],
-          "Dense_1": {"kernel": np.eye(3, dtype=np.float32), "bias": np.zeros(3, np.float32)}}
-    np.testing.assert_allclose(hidden.apply({"params": p1}, x), by_hand, rtol=1e-6)
-    grads = jax.grad(lambda p: hidden.apply({"params": p}, x).sum())(p1)
-    np.testing.assert_allclose(grads["PReLU_0"]["alpha"], np.where(z > 0, 0.0, z).sum(axis=0), rtol=1e-6)
-    assert np.any(z < 0), "the slope's gradient is tested where some units are negative"
-    conv = Conv2D(2, 3, activation="prelu")
-    conv_params = conv.init(jax.random.key(1), np.ones((1, 5, 5, 1), np.float32))["params"]
-    assert conv_params["PReLU_0"]["alpha"].shape == (3, 3, 2)
     with pytest.raises(TypeError, match=r"'prelu' got unknown option\(s\) \['slope'\]"):
         A.check("prelu", slope=0.1)
+    x = np.array([[1.0, -2.0], [0.5, 3.0]], np.float32)
+    shapes = jax.eval_shape(MLP(hidden=(3, 2), outputs=1, activation="prelu").init, jax.random.key(0), x)["params"]
+    assert shapes["PReLU_0"]["alpha"].shape == (3,) and shapes["PReLU_1"]["alpha"].shape == (2,)
+    conv = jax.eval_shape(Conv2D(2, 3, activation="prelu").init, jax.random.key(1), np.ones((1, 5, 5, 1), np.float32))
+    assert conv["params"]["PReLU_0"]["alpha"].shape == (3, 3, 2)
+
+    model = MLP(hidden=(3,), outputs=3, activation="prelu")
+    params = model.init(jax.random.key(0), x)["params"]
+    np.testing.assert_allclose(params["PReLU_0"]["alpha"], 0.25)
+    params["Dense_1"] = {"kernel": np.eye(3, dtype=np.float32), "bias": np.zeros(3, np.float32)}
+    z = x @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"]
+    out, grads = jax.jit(jax.value_and_grad(lambda p: model.apply({"params": p}, x).sum()))(params)
+    assert float(out) == pytest.approx(np.where(z > 0, z, 0.25 * z).sum(), rel=1e-6)
+    np.testing.assert_allclose(grads["PReLU_0"]["alpha"], np.where(z > 0, 0.0, z).sum(axis=0), rtol=1e-6)
+    assert np.any(z < 0), "the slope's gradient is tested where some units are negative"

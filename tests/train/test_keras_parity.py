@@ -18,17 +18,17 @@ from tests.keras_reference import cases
 KERAS_VERSION = "3.15.1"
 KERAS = {  # record_keras.py's output under keras 3.15.1, backend jax
     "class_weighted_validation": {
-        "history": {"accuracy": [0.466666669, 0.466666669, 0.5], "loss": [1.64410806, 1.27261055, 1.11890101],
+        "history": {"accuracy": [0.466666669, 0.466666669, 0.466666669], "loss": [1.70192385, 1.34484649, 1.19901431],
                     "val_accuracy": [0.699999988, 0.699999988, 0.699999988],
-                    "val_loss": [1.04024053, 0.915617168, 0.835831046]},
-        "evaluate_validation_rows": {"accuracy": 0.699999988, "loss": 0.835831165},
+                    "val_loss": [1.08543003, 0.977591157, 0.902412117]},
+        "evaluate_validation_rows": {"accuracy": 0.699999988, "loss": 0.902412117},
     },
     "weighted_metrics": {
-        "history": {"accuracy": [0.400000006, 0.466666669, 0.5], "loss": [1.72878003, 1.304407, 1.13561976],
-                    "val_accuracy": [0.699999988, 0.400000006, 0.5],
-                    "val_loss": [0.959256351, 0.907297432, 0.876225829],
-                    "val_weighted_accuracy": [0.618294001, 0.376758307, 0.562045395],
-                    "weighted_accuracy": [0.368899137, 0.481269807, 0.525587201]},
+        "history": {"accuracy": [0.400000006, 0.466666669, 0.466666669], "loss": [1.77962446, 1.41377008, 1.2347914],
+                    "val_accuracy": [0.5, 0.699999988, 0.5],
+                    "val_loss": [0.984313667, 0.933870316, 0.90106231],
+                    "val_weighted_accuracy": [0.553269565, 0.618293941, 0.403180897],
+                    "weighted_accuracy": [0.368899137, 0.455235362, 0.481269747]},
     },
     "multi_label": {"evaluate": {"accuracy": 0.433333337, "binary_accuracy": 0.622222245, "loss": 0.790739298},
                     "weighted_binary_accuracy": 0.640037119},
@@ -67,7 +67,7 @@ def test_validation_loss_is_unweighted_under_jdls_normalisation_too():
     """Default reduction Σw·L/Σw: val_loss is the plain loss of the held-out rows, not the class-weighted one."""
     x, y, _, weights = cases.classification()
     trainer = classifier_trainer(metrics=["accuracy"])
-    state, history = trainer.fit(x, y, epochs=1, batch_size=cases.BATCH_SIZE, shuffle=False, validation_split=0.25,
+    state, history = trainer.fit(x, y, epochs=1, batch_size=None, shuffle=False, validation_split=0.25,
                                  class_weight=cases.CLASS_WEIGHT, verbose=0,
                                  state=with_keras_weights(trainer.init(x), weights))
     plain = trainer.evaluate(state, x[30:], y[30:])
