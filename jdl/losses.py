@@ -3,8 +3,9 @@
 Every loss has the Keras argument order `loss(y_true, y_pred, *, sample_weight=None,
 reduction="mean")`. The per-example loss has shape `y_true.shape[:-1]` when the
 targets carry a last (feature/class) axis and `y_true.shape` for 1-D targets
-(one value per example); `reduction="none"` returns it, `"sum"` sums it, and
-`"mean"` gives the cost Σ wᵢ·Lᵢ / Σ wᵢ (plain mean without weights). Sample
+(one value per example); `reduction="none"` returns it, `"sum"` sums it,
+`"mean"` gives the cost Σ wᵢ·Lᵢ / Σ wᵢ (plain mean without weights) and
+`"sum_over_batch_size"`, Keras' default, Σ wᵢ·Lᵢ / n (the same without weights). Sample
 weights have the per-example loss's leading shape, e.g. (batch,) for (batch, time)
 losses. Cross-entropies use natural logarithms.
 """
@@ -25,7 +26,7 @@ from jax.scipy.special import xlogy
 from jdl import _checks, _fn
 
 EPSILON = 1e-7
-REDUCTIONS = ("mean", "sum", "none")
+REDUCTIONS = ("mean", "sum", "none", "sum_over_batch_size")
 
 Loss = Callable[..., jax.Array]
 
@@ -71,7 +72,7 @@ def _weights(sample_weight: Any, loss_shape: tuple[int, ...], dtype: Any) -> jax
 
 
 def reduce_loss(per_example: jax.Array, sample_weight: Any = None, reduction: str = "mean") -> jax.Array:
-    """Apply sample weights and a reduction: none -> w·L, sum -> Σ w·L, mean -> Σ w·L / Σ w."""
+    """Weights and reduction: none -> w·L, sum -> Σ w·L, mean -> Σ w·L / Σ w, sum_over_batch_size -> Σ w·L / n."""
     _check_reduction(reduction)
     if sample_weight is None:
         if reduction == "none":
@@ -83,6 +84,8 @@ def reduce_loss(per_example: jax.Array, sample_weight: Any = None, reduction: st
         return weighted
     if reduction == "sum":
         return weighted.sum()
+    if reduction == "sum_over_batch_size":
+        return weighted.sum() / max(per_example.size, 1)
     total = w.sum()
     return jnp.where(total > 0, weighted.sum() / jnp.where(total > 0, total, 1), 0.0)
 

@@ -250,7 +250,7 @@ def test_bad_input_is_named():
         L.mse(Y, P, sample_weight=np.ones(5))
     with pytest.raises(ValueError, match=r"y_true must hold hinge labels in \{-1, 1\}, got values \[0.0, 1.0\]"):
         L.hinge(np.array([0.0, 1.0]), np.array([0.3, -0.2]))
-    with pytest.raises(ValueError, match=r"reduction must be one of \['mean', 'sum', 'none'\], got 'avg'"):
+    with pytest.raises(ValueError, match=r"reduction must be one of \['mean', 'sum', 'none', 'sum_over_batch_size'\], got 'avg'"):
         L.mse(Y, P, reduction="avg")
     with pytest.raises(ValueError, match="delta must be > 0"):
         L.huber(Y, P, delta=0.0)
@@ -262,3 +262,22 @@ def test_bad_input_is_named():
         L.class_weight_to_sample_weight(np.array([0, 1]), {0: 1.0, 1: -2.0})
     with pytest.raises(TypeError, match=r"'mse' got unknown option\(s\) \['from_logits'\]"):
         L.get("mse", from_logits=True)
+
+
+KERAS_SUM_OVER_BATCH_SIZE = {  # keras 3.15.1 (jax), tests/keras_reference/record_keras.py: Σ w·L / n
+    "binary_crossentropy": 0.878624082, "mean_squared_error": 0.31412074}
+
+
+def test_sum_over_batch_size_divides_by_the_number_of_examples_as_keras():
+    from tests.keras_reference import cases
+
+    _, y, w, _ = cases.multi_label()
+    p = np.random.default_rng(5).uniform(0.05, 0.95, size=y.shape).astype(np.float32)
+    for name, keras_value in KERAS_SUM_OVER_BATCH_SIZE.items():
+        fn = L.get(name, from_logits=False) if name == "binary_crossentropy" else L.get(name)
+        value = fn(y, p, sample_weight=w, reduction="sum_over_batch_size")
+        assert float(value) == pytest.approx(keras_value, rel=2e-6), name
+        per_example = np.asarray(fn(y, p, reduction="none"), np.float64)
+        assert float(value) == pytest.approx(np.sum(w * per_example) / len(w), rel=1e-6)
+        assert float(fn(y, p, sample_weight=w)) == pytest.approx(np.sum(w * per_example) / w.sum(), rel=1e-6)
+        assert float(fn(y, p, reduction="sum_over_batch_size")) == pytest.approx(float(fn(y, p)), rel=1e-7)

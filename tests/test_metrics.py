@@ -370,8 +370,8 @@ def test_target_shape_must_fit_class_scores():
 
 
 def test_unknown_average():
-    with pytest.raises(ValueError, match="average must be one of .*'macro'.*got 'samples'"):
-        metrics.f1_score([0, 1], [0, 1], average="samples")
+    with pytest.raises(ValueError, match="average must be one of .*'macro'.*'samples'.*got 'sample'"):
+        metrics.f1_score([0, 1], [0, 1], average="sample")
 
 
 def test_negative_sample_weight():
@@ -532,3 +532,105 @@ def test_r2_needs_two_samples():
 def test_regression_type():
     with pytest.raises(TypeError, match="y_pred must be a numeric array"):
         metrics.rmse([1.0, 2.0], None)
+
+
+# -- multi-label ----------------------------------------------------------------------------------
+
+KERAS_WEIGHTED_BINARY_ACCURACY = 0.640037119  # keras 3.15.1 BinaryAccuracy, tests/keras_reference/record_keras.py
+
+
+def multi_hot(rng, n=N, labels=4):
+    y = (rng.rand(n, labels) < 0.4).astype(np.float32)
+    y[0] = 0.0  # an example with no true label: the 0/0 cases
+    scores = np.clip(0.6 * y + 0.7 * rng.rand(n, labels), 0, 1).astype(np.float32)
+    scores[1] = 0.1  # an example with no predicted label
+    return y, scores
+
+
+MULTI_LABEL_SCORES = {
+    "precision": (metrics.multilabel_precision, skm.precision_score),
+    "recall": (metrics.multilabel_recall, skm.recall_score),
+    "f1": (metrics.multilabel_f1, skm.f1_score),
+    "jaccard": (metrics.jaccard_score, skm.jaccard_score),
+}
+
+
+@pytest.mark.parametrize("average", metrics.MULTI_LABEL_AVERAGES)
+@pytest.mark.parametrize("name", sorted(MULTI_LABEL_SCORES))
+def test_multilabel_scores_match_sklearn_with_weights(name, average):
+    ours, theirs = MULTI_LABEL_SCORES[name]
+    rng = np.random.RandomState(0)
+    y, scores = multi_hot(rng)
+    w = weights(rng)
+    predicted = (scores > 0.5).astype(int)
+    expected = theirs(y.astype(int), predicted, average=average, sample_weight=w, zero_division=0)
+    close(ours(y, scores, average=average, sample_weight=w), expected)
+    close(ours(y, predicted, average=average), theirs(y.astype(int), predicted, average=average, zero_division=0))
+
+
+@pytest.mark.parametrize("name", ["precision", "recall", "f1"])
+def test_average_samples_of_the_classification_scores_is_the_multilabel_score(name):
+    y, scores = multi_hot(np.random.RandomState(4))
+    ours = {"precision": metrics.precision, "recall": metrics.recall, "f1": metrics.f1_score}[name]
+    close(ours(y, scores, average="samples"), MULTI_LABEL_SCORES[name][0](y, scores, average="samples"))
+
+
+def test_subset_accuracy_is_sklearns_multilabel_accuracy_and_binary_accuracy_counts_each_label():
+    rng = np.random.RandomState(5)
+    y, scores = multi_hot(rng)
+    w = weights(rng)
+    predicted = (scores > 0.5).astype(int)
+    close(metrics.subset_accuracy(y, scores, sample_weight=w), skm.accuracy_score(y, predicted, sample_weight=w))
+    per_example = (y == predicted).mean(axis=1)
+    close(metrics.binary_accuracy(y, scores, sample_weight=w), np.sum(w * per_example) / w.sum())
+    close(metrics.binary_accuracy(y, scores), 1 - skm.hamming_loss(y, predicted))
+
+
+def test_binary_accuracy_by_hand_and_at_the_threshold():
+    y = np.array([[1, 0, 1], [0, 0, 1]], np.float32)
+    p = np.array([[0.9, 0.5, 0.2], [0.1, 0.7, 0.51]], np.float32)  # 0.5 is not > 0.5: predicted 0
+    close(metrics.binary_accuracy(y, p), (2 / 3 + 2 / 3) / 2)
+    close(metrics.binary_accuracy(y, p, threshold=0.95), (1 / 3 + 2 / 3) / 2)
+    close(metrics.binary_accuracy(np.array([1, 0, 1]), np.array([[0.8], [0.3], [0.4]])), 2 / 3)
+
+
+def test_keras_binary_accuracy_with_sample_weights():
+    from tests.keras_reference import cases
+
+    x, y, w, params = cases.multi_label()
+    p = jax.nn.sigmoid(x @ params["kernel"] + params["bias"])
+    close(metrics.binary_accuracy(y, p, sample_weight=w), KERAS_WEIGHTED_BINARY_ACCURACY, rtol=2e-6)
+
+
+def test_accuracy_on_multi_hot_targets_stays_categorical_and_warns():
+    y = np.array([[1, 0, 1], [0, 1, 1]], np.float32)
+    p = np.array([[0.9, 0.2, 0.3], [0.1, 0.2, 0.8]], np.float32)
+    with pytest.warns(UserWarning, match="multi-hot.*binary_accuracy"):
+        value = metrics.accuracy(y, p)
+    close(value, 0.5)  # argmax: [0 vs 0] right, [1 vs 2] wrong (Keras' categorical accuracy)
+
+
+def test_binary_accuracy_on_sparse_integer_labels_is_refused():
+    with pytest.raises(ValueError, match=r"binary_accuracy .*multi-hot.*shape \(3, 4\).*integer class labels of "
+                                         r"shape \(3,\).*'accuracy'"):
+        metrics.binary_accuracy(np.array([0, 3, 1]), np.full((3, 4), 0.25, np.float32))
+
+
+def test_multilabel_bad_inputs():
+    y = np.array([[1, 0], [0, 1]], np.float32)
+    with pytest.raises(ValueError, match=r"y_true must hold binary labels in \{0, 1\}"):
+        metrics.binary_accuracy(np.array([[2, 0], [0, 1]]), y)
+    with pytest.raises(ValueError, match="average must be one of"):
+        metrics.multilabel_f1(y, y, average="binary")
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(2,\)"):
+        metrics.jaccard_score(y, y, sample_weight=np.ones(3, np.float32))
+    with pytest.raises(ValueError, match=r"needs y_true with y_pred's shape \(2, 2\), got \(2, 3\)"):
+        metrics.subset_accuracy(np.zeros((2, 3)), y)
+
+
+def test_multilabel_metrics_agree_under_jit():
+    rng = np.random.RandomState(6)
+    y, scores = multi_hot(rng)
+    w = weights(rng)
+    for fn in (metrics.binary_accuracy, metrics.subset_accuracy, metrics.jaccard_score, metrics.multilabel_f1):
+        close(jax.jit(lambda a, b, c: fn(a, b, sample_weight=c))(y, scores, w), fn(y, scores, sample_weight=w))

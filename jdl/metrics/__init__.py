@@ -12,20 +12,30 @@ from typing import Any
 from jdl._checks import lookup
 from jdl.metrics._inputs import AVERAGES
 from jdl.metrics.classification import accuracy, confusion_matrix, f1_score, precision, recall
+from jdl.metrics.multilabel import (MULTI_LABEL_AVERAGES, binary_accuracy, is_multi_hot, jaccard_score,
+                                    multilabel_f1, multilabel_precision, multilabel_recall, subset_accuracy)
 from jdl.metrics.ranking import roc_auc, roc_curve
 from jdl.metrics.regression import mae, mse, r2_score, rmse
 
 __all__ = [
     "AVERAGES",
+    "MULTI_LABEL",
+    "MULTI_LABEL_AVERAGES",
     "TABLE",
     "accuracy",
     "auc",
+    "binary_accuracy",
     "confusion_matrix",
     "f1",
     "f1_score",
     "get",
+    "is_multi_hot",
+    "jaccard_score",
     "mae",
     "mse",
+    "multilabel_f1",
+    "multilabel_precision",
+    "multilabel_recall",
     "precision",
     "r2",
     "r2_score",
@@ -33,6 +43,7 @@ __all__ = [
     "rmse",
     "roc_auc",
     "roc_curve",
+    "subset_accuracy",
 ]
 
 
@@ -43,6 +54,14 @@ r2 = r2_score
 TABLE: dict[str, Callable[..., Any]] = {
     "accuracy": accuracy,
     "acc": accuracy,
+    "binary_accuracy": binary_accuracy,
+    "subset_accuracy": subset_accuracy,
+    "exact_match": subset_accuracy,
+    "jaccard": jaccard_score,
+    "jaccard_score": jaccard_score,
+    "multilabel_precision": multilabel_precision,
+    "multilabel_recall": multilabel_recall,
+    "multilabel_f1": multilabel_f1,
     "precision": precision,
     "recall": recall,
     "f1": f1_score,
@@ -58,6 +77,10 @@ TABLE: dict[str, Callable[..., Any]] = {
     "r2": r2_score,
     "r2_score": r2_score,
 }
+
+
+MULTI_LABEL = frozenset({binary_accuracy, subset_accuracy, jaccard_score, multilabel_precision, multilabel_recall,
+                         multilabel_f1})
 
 
 def get(name_or_callable: str | Callable[..., Any]) -> Callable[..., Any]:

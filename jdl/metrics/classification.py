@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 from typing import Any
 
@@ -30,10 +31,18 @@ def accuracy(y_true: Any, y_pred: Any, *, threshold: float = 0.5, sample_weight:
     (argmax over the last axis); or float scores (n,) / (n, 1) for one class
     (predicted 1 where y_pred > threshold). y_true: integer labels shaped like the
     labels y_pred resolves to, or one-hot/probabilities shaped like float y_pred
-    (argmax). sample_weight: shaped like the labels, e.g. (n,). Returns a scalar.
+    (argmax; multi-hot y_true warns and points to `binary_accuracy`). sample_weight: shaped
+    like the labels, e.g. (n,). Returns a scalar.
     """
     labels = _resolve_labels(y_true, y_pred, threshold)
     weights = _sample_weight(sample_weight, labels.label_shape, positive_sum=True)
+    if labels.true_onehot:
+        from jdl.metrics.multilabel import is_multi_hot
+
+        if is_multi_hot(labels.true):
+            warnings.warn("accuracy takes the argmax over the classes (categorical accuracy, as Keras), but y_true "
+                          "is multi-hot (rows do not sum to 1); for multi-label targets use binary_accuracy",
+                          UserWarning, stacklevel=2)
     return _accuracy_kernel(
         labels.true,
         labels.pred,
@@ -117,7 +126,11 @@ def _classification_score(
     pos_label: Any,
     sample_weight: Any,
 ) -> jax.Array:
-    check_choice(average, "average", AVERAGES)
+    if average == "samples":
+        from jdl.metrics.multilabel import _multilabel_score
+
+        return _multilabel_score(kind, y_true, y_pred, average, threshold, sample_weight)
+    check_choice(average, "average", (*AVERAGES, "samples"))
     check_number(pos_label, "pos_label", integer=True)
     labels = _resolve_labels(y_true, y_pred, threshold)
     if average == "binary":
@@ -170,7 +183,8 @@ def precision(
 
     average: "binary" (class pos_label; labels must be in {0, 1}), "macro"
     (unweighted mean over classes present in y_true or y_pred), "micro" (from
-    TP, FP summed over classes) or "weighted" (mean weighted by support).
+    TP, FP summed over classes) or "weighted" (mean weighted by support);
+    "samples" treats y_true as multi-hot targets (`multilabel_precision`).
     Shapes, labels and num_classes as in `confusion_matrix`. Returns a scalar.
     """
     return _classification_score(

@@ -14,7 +14,8 @@ from jdl.nn import activations, initializers
 class MLP(nn.Module):
     """x (batch, ...) flattened to (batch, d) -> logits (batch, outputs).
 
-    hidden: widths of the hidden layers; activation and kernel_init by name or callable;
+    hidden: widths of the hidden layers; activation and kernel_init by name or callable ("prelu":
+    a learnable slope per unit of each hidden layer);
     dropout: inverted-dropout rate after each hidden activation (training only); batch_norm:
     BatchNorm before each hidden activation (Keras momentum 0.99, ε 1e-3; running statistics
     at inference). output_activation: what `Trainer.predict` applies (None: inferred from the loss).
@@ -37,7 +38,7 @@ class MLP(nn.Module):
         _checks.check_number(self.dropout, "dropout", nonnegative=True)
         if not self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        activations.get(self.activation)
+        activations.check(self.activation)
         initializers.get(self.kernel_init)
         if self.output_activation is not None:
             activations.get(self.output_activation)
@@ -45,14 +46,13 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        act = activations.get(self.activation)
         init = initializers.get(self.kernel_init)
         x = x.reshape((x.shape[0], -1))
         for width in self.hidden:
             x = nn.Dense(width, kernel_init=init, use_bias=not self.batch_norm)(x)
             if self.batch_norm:
                 x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3)(x)
-            x = act(x)
+            x = activations.layer(self.activation)(x)
             if self.dropout:
                 x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return nn.Dense(self.outputs, kernel_init=init)(x)

@@ -2,7 +2,8 @@
 
 All are element-wise `jnp` functions `(...) -> (...)` (softmax along `axis`),
 differentiable with `jax.grad` except `step`, whose derivative is 0 almost
-everywhere (the reason the perceptron rule is not gradient descent).
+everywhere (the reason the perceptron rule is not gradient descent). "prelu"
+has a learnable slope, so it is a layer: `layer("prelu")` inside a module.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jdl import _checks, _fn
+from jdl.nn.layers import PReLU
 
 Activation = Callable[[jax.Array], jax.Array]
 
@@ -49,8 +52,15 @@ def relu(x: jax.Array) -> jax.Array:
     return jax.nn.relu(x)
 
 
-def leaky_relu(x: jax.Array, alpha: float = 0.01) -> jax.Array:
-    """Leaky ReLU max(αx, x) for 0 ≤ α < 1: x if x > 0 else αx."""
+def leaky_relu(x: jax.Array, alpha: float | None = None, negative_slope: float | None = None) -> jax.Array:
+    """Leaky ReLU max(αx, x) for 0 ≤ α < 1: x if x > 0 else αx, α = 0.01 by default.
+
+    negative_slope: Keras 3's name for α (give at most one of the two; Keras' own default is 0.2).
+    """
+    if alpha is not None and negative_slope is not None:
+        raise ValueError(f"leaky_relu takes alpha or its Keras name negative_slope, not both; got alpha={alpha!r} "
+                         f"and negative_slope={negative_slope!r}")
+    alpha = negative_slope if negative_slope is not None else 0.01 if alpha is None else alpha
     x = jnp.asarray(x)
     return jnp.where(x > 0, x, alpha * x)
 
@@ -71,9 +81,14 @@ def swish(x: jax.Array) -> jax.Array:
     return jax.nn.silu(x)
 
 
-def gelu(x: jax.Array) -> jax.Array:
-    """Gaussian error linear unit x·Φ(x), exact (erf) form as in Keras."""
-    return jax.nn.gelu(x, approximate=False)
+def gelu(x: jax.Array, approximate: bool = False) -> jax.Array:
+    """Gaussian error linear unit x·Φ(x), exact (erf) form as Keras' default.
+
+    approximate=True: the tanh form 0.5x(1 + tanh(√(2/π)(x + 0.044715x³))), as Keras' approximate=True.
+    """
+    if not isinstance(approximate, (bool, np.bool_)):
+        raise TypeError(f"gelu approximate must be a bool, got {_checks.describe(approximate)}")
+    return jax.nn.gelu(x, approximate=bool(approximate))
 
 
 def softplus(x: jax.Array) -> jax.Array:
@@ -104,8 +119,11 @@ _TABLE: dict[str, Activation] = {
 }
 
 
+LAYERS = ("prelu",)  # activations with parameters: built by `layer`, not returned by `get`
+
+
 def names() -> list[str]:
-    """The activation names `get` accepts."""
+    """The activation names `get` accepts (`layer` accepts these and LAYERS)."""
     return sorted(_TABLE)
 
 
@@ -117,12 +135,49 @@ def get(name_or_callable: str | Activation | None, **options: Any) -> Activation
     """
     if name_or_callable is None:
         name_or_callable = "linear"
+    if _is_layer_name(name_or_callable):
+        raise ValueError(f"activation {name_or_callable!r} has a learnable slope, so it is a layer, not a function: "
+                         "pass activation='prelu' to a layer (MLP, Dense, Conv2D), use jdl.nn.PReLU(), or "
+                         "activations.layer('prelu') inside a module")
     fn = _checks.lookup("activation", name_or_callable, _TABLE)
     if options:
         if not isinstance(name_or_callable, str):
             raise TypeError("activation options can only be given with an activation name, not a callable")
         _checks.bind_options("activation", name_or_callable, fn, options)
         for key, value in options.items():
-            _checks.check_number(value, f"{name_or_callable} {key}", integer=(key == "axis"))
+            if key == "approximate":
+                if not isinstance(value, (bool, np.bool_)):
+                    raise TypeError(f"{name_or_callable} approximate must be a bool, got {_checks.describe(value)}")
+            else:
+                _checks.check_number(value, f"{name_or_callable} {key}", integer=(key == "axis"))
+        if "alpha" in options and "negative_slope" in options:
+            raise ValueError(f"{name_or_callable} takes alpha or its Keras name negative_slope, not both; got "
+                             f"alpha={options['alpha']!r} and negative_slope={options['negative_slope']!r}")
         fn = _fn.bind(fn, **options)
     return fn
+
+
+def _is_layer_name(name_or_callable: Any) -> bool:
+    return isinstance(name_or_callable, str) and name_or_callable.lower() in LAYERS
+
+
+def check(name_or_callable: str | Activation | None, **options: Any) -> None:
+    """ValueError/TypeError unless `layer(name_or_callable, **options)` would build (for a module's __post_init__)."""
+    if not _is_layer_name(name_or_callable):
+        get(name_or_callable, **options)
+        return
+    unknown = [k for k in options if k not in ("alpha_init", "shared_axes")]
+    if unknown:
+        raise TypeError(f"activation 'prelu' got unknown option(s) {unknown}; it accepts ['alpha_init', 'shared_axes']")
+
+
+def layer(name_or_callable: str | Activation | None, **options: Any) -> Activation:
+    """One layer's activation, built inside a Flax compact method: `get`'s function, or a fresh PReLU for "prelu".
+
+    The PReLU has its own learnable α per unit (options alpha_init, shared_axes); call `layer` once
+    per layer, so that layers do not share a slope.
+    """
+    if not _is_layer_name(name_or_callable):
+        return get(name_or_callable, **options)
+    check(name_or_callable, **options)
+    return PReLU(**options)

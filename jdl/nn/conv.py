@@ -234,7 +234,7 @@ class _Conv(nn.Module):
         _ints(self.dilation_rate, "dilation_rate", self.rank)
         _padding(self.padding, self.rank, causal=self.rank == 1)
         if self.activation is not None:
-            activations.get(self.activation)
+            activations.check(self.activation)
         initializers.get(self.kernel_init)
         initializers.get(self.bias_init)
         if not isinstance(self.use_bias, bool):
@@ -263,7 +263,7 @@ class _Conv(nn.Module):
         )
         nn.share_scope(self, conv)
         y = conv(x)
-        return y if self.activation is None else activations.get(self.activation)(y)
+        return y if self.activation is None else activations.layer(self.activation)(y)
 
     def _check_channels(self, x: jax.Array, who: str) -> None:
         c = self.input_channels

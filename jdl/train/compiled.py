@@ -83,18 +83,20 @@ def eval_step(objective: Objective) -> Callable:
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
-def epoch_means(names: tuple[str, ...]) -> Callable:
-    """jit(chunk logs) -> the epoch's Σw-weighted mean of each logged name (weights: Σw of each step)."""
+def epoch_means(weighting: tuple[tuple[str, str], ...]) -> Callable:
+    """jit(chunk logs) -> the epoch's mean of each logged name, each step weighted by its Σw or its example count.
+
+    weighting: (name, "weight" or "count") pairs (`Objective.log_weighting`).
+    """
 
     def run(chunk_logs):
         import jax.numpy as jnp
 
-        weights = jnp.concatenate([c["weight"].reshape(-1) for c in chunk_logs])
-        total = jnp.maximum(weights.sum(), 1e-30)
         means = {}
-        for name in names:
+        for name, by in weighting:
+            weights = jnp.concatenate([c[by].reshape(-1) for c in chunk_logs])
             values = jnp.concatenate([c[name].reshape(-1) for c in chunk_logs])
-            means[name] = jnp.sum(jnp.where(weights > 0, values * weights, 0.0)) / total
+            means[name] = jnp.sum(jnp.where(weights > 0, values * weights, 0.0)) / jnp.maximum(weights.sum(), 1e-30)
         return means
 
     return jax.jit(run)

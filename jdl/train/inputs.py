@@ -16,6 +16,7 @@ import numpy as np
 
 from jdl import _checks
 from jdl import losses as losses_lib
+from jdl.nn.mode import mode_kwargs
 from jdl.train.objective import SINGLE, Objective, is_sparse, per_example_loss
 
 
@@ -55,8 +56,39 @@ def leading_size(tree: Any, name: str) -> int:
     return sizes.pop()
 
 
+def _numbers_only(tree: Any) -> bool:
+    """True for a (nested) list/tuple of Python or NumPy scalars (or 0-d arrays), with no array of examples in it."""
+    if isinstance(tree, (list, tuple)):
+        return all(_numbers_only(item) for item in tree)
+    return isinstance(tree, (bool, int, float, np.number, np.bool_)) or (hasattr(tree, "shape") and np.ndim(tree) == 0)
+
+
+def model_inputs(model: Any, x: Any, name: str = "x") -> Any:
+    """x with a list/tuple of equally shaped arrays stacked into one array unless `model` takes several inputs.
+
+    Lists of numbers are left to `to_host` (converted as NumPy does); arrays of different shapes
+    can only be several inputs. Whether the model takes the sequence itself is read off tracing
+    its initialisation on the first example of each (`jax.eval_shape`, nothing compiled).
+    """
+    if not isinstance(x, (list, tuple)) or not x or _numbers_only(x):
+        return x
+    leaves = [np.shape(item) if hasattr(item, "shape") else None for item in x]
+    if None in leaves or len(set(leaves)) > 1:
+        return x
+    sample = type(x)(np.asarray(item)[:1] for item in x)
+    try:
+        rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
+        jax.eval_shape(lambda v: model.init(rngs, v, **mode_kwargs(model, False)), sample)
+        return x
+    except Exception:  # the model does not take a sequence of inputs: one input, as NumPy stacks it
+        return np.asarray(to_host(list(x), name))
+
+
 def to_host(tree: Any, name: str) -> Any:
-    """Every leaf as a finite numeric NumPy array (float64 as float32 unless x64 is on)."""
+    """Every leaf as a finite numeric NumPy array (float64 as float32 unless x64 is on).
+
+    A (nested) list or tuple of numbers becomes one array, as `np.asarray` converts it.
+    """
     def convert(leaf):
         array = np.asarray(leaf)
         if array.dtype == object or array.dtype.kind not in "biuf":
@@ -71,6 +103,12 @@ def to_host(tree: Any, name: str) -> Any:
 
     if isinstance(tree, (str, bytes)) or tree is None:
         raise TypeError(f"{name} must be an array or a pytree of arrays, got {_checks.describe(tree)}")
+    if isinstance(tree, (list, tuple)) and tree and _numbers_only(tree):
+        try:
+            tree = np.asarray(tree)
+        except ValueError:
+            raise ValueError(f"{name} is a nested list of numbers whose rows have different lengths; "
+                             "every example must have the same shape") from None
     return jax.tree_util.tree_map(convert, tree)
 
 
@@ -102,6 +140,33 @@ def data(objective: Objective, x: Any, y: Any, sample_weight: Any, *, name: str 
         if np.any(w < 0):
             raise ValueError(f"{name}sample_weight must be non-negative, got minimum {w.min().item()}")
     return Data(x, y, w)
+
+
+def check_class_weight(class_weight: Any) -> None:
+    """TypeError/ValueError unless class_weight is a dict {non-negative int class: non-negative weight}."""
+    if not isinstance(class_weight, Mapping):
+        raise TypeError(f"class_weight must be a dict {{class: weight}}, got {_checks.describe(class_weight)}")
+    for key, value in class_weight.items():
+        if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or key < 0:
+            raise ValueError(f"class_weight keys must be non-negative integer classes, got {key!r}")
+        _checks.check_number(value, f"class_weight[{key}]", nonnegative=True)
+
+
+def class_weights(objective: Objective, state: Any, data: Data, class_weight: Mapping[int, float]) -> np.ndarray:
+    """(n,) weights class_weight[class of y_i] (1 for classes not in the dict), as Keras; single-head models.
+
+    The classes are those the model outputs: k for k > 1 outputs, 2 for one; a key outside
+    [0, classes) is a ValueError naming it.
+    """
+    output = check_inputs(objective, state, data.x)[SINGLE]
+    classes = int(output.shape[-1]) if output.ndim >= 2 and output.shape[-1] > 1 else 2
+    unknown = sorted(int(k) for k in class_weight if int(k) >= classes)
+    if unknown:
+        raise ValueError(
+            f"class_weight names class(es) {unknown} that the model does not output: its {classes} classes "
+            f"are 0..{classes - 1}; got keys {sorted(int(k) for k in class_weight)}"
+        )
+    return np.asarray(losses_lib.class_weight_to_sample_weight(data.y, class_weight), np.float32)
 
 
 def check_inputs(objective: Objective, state: Any, x: Any, name: str = "") -> dict[Any, Any]:

@@ -47,7 +47,7 @@ class EpochLoop:
         context, history = self.context, self.context.history
         donate = not self.callbacks.holds_state
         seed = jax.device_put(np.uint32(self.seed))
-        names = tuple(self.spec.objective.log_names())
+        weighting = self.spec.objective.log_weighting()
         state = self.callbacks.on_train_begin(state, {})
         step = int(jax.device_get(state.step))
         epoch = context.initial_epoch
@@ -69,7 +69,7 @@ class EpochLoop:
                     callback.on_step_records(record)
                 chunk_logs.append(logs)
                 state = self.callbacks.on_train_batch_end(chunk.steps, state, logs)
-            epoch_logs = compiled.epoch_means(names)(chunk_logs)
+            epoch_logs = compiled.epoch_means(weighting)(chunk_logs)
             if self.evaluate is not None:
                 epoch_logs.update({f"val_{k}": v for k, v in self.evaluate(state).items()})
             host = jax.device_get({"logs": epoch_logs, "halted": halted, "step": state.step,

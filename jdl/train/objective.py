@@ -2,12 +2,16 @@
 
     cost = Σ_h loss_weight_h · (Σ_i w_i L_h(y_i, ŷ_i) / Σ_i w_i) + Σ_i w_i a_i / Σ_i w_i + λ/(2m)·Σ‖W‖²
 
+(reduction "mean"; with "sum_over_batch_size", Keras' default, each Σ_i w_i is replaced by the
+number of examples n.)
+
 L_h is head h's per-example loss (averaged over any further axes, e.g. the time steps of a
 sequence output, as Keras), a_i the per-example losses the model sowed into its "losses"
 collection (a VAE's KL term), and the last term the notes' L2 penalty on kernels with m the
 training-set size. The structure (losses, metrics, activations, whether there is a penalty) is
 static; the numbers (loss weights, λ) are `CostValues`, an argument, so trials that differ only in
-them share compiled code. Metrics see the outputs after the head's output activation.
+them share compiled code. Metrics see the outputs after the head's output activation; as in
+Keras, a head's `metrics` are unweighted and its `weighted_metrics` see the example weights w.
 """
 
 from __future__ import annotations
@@ -33,12 +37,16 @@ ADDED_LOSSES = "losses"  # the collection a model sows per-example cost terms in
 
 @dataclasses.dataclass(frozen=True)
 class Head:
-    """One output head: its name (SINGLE for a single-output model), loss, metrics and output activation."""
+    """One output head: its name (SINGLE for a single-output model), loss, metrics and output activation.
+
+    metrics are computed unweighted (every example counts 1), weighted_metrics with the example weights.
+    """
 
     name: Any
     loss: Callable[..., jax.Array]
     metrics: tuple[tuple[str, Callable[..., jax.Array]], ...]
     activation: Callable[[jax.Array], jax.Array]
+    weighted_metrics: tuple[tuple[str, Callable[..., jax.Array]], ...] = ()
 
 
 class CostValues(NamedTuple):
@@ -63,6 +71,7 @@ class Objective:
     eval_kwargs: tuple[tuple[str, bool], ...] = ()
     regularizers: regularizers_lib.Declared = ()  # the model's per-layer (path, regularizer) pairs: + Σ_l R_l(W_l)
     precision: str = "float32"  # the forward pass's compute dtype (jdl.train.precision); the cost stays float32
+    reduction: str = "mean"
 
     @property
     def penalized(self) -> bool:
@@ -82,16 +91,27 @@ class Objective:
         return name if head is SINGLE else f"{head}_{name}"
 
     def log_names(self) -> list[str]:
-        """Every key a training step reports, in order: loss, per-head losses, metrics."""
-        names = ["loss"]
+        """Every key a training step reports, in order: loss, per-head losses, metrics, weighted metrics."""
+        return [name for name, _ in self.log_weighting()]
+
+    def log_weighting(self) -> tuple[tuple[str, str], ...]:
+        """(name, "weight" or "count") for every log name: what its epoch mean weights each step by.
+
+        Σw for the cost under reduction "mean" and for weighted metrics; the number of examples for
+        the cost under "sum_over_batch_size" and for unweighted metrics (Keras' epoch means).
+        """
+        cost = "weight" if self.reduction == "mean" else "count"
+        pairs = [("loss", cost)]
         if not self.single:
-            names += [self.log_name("loss", h.name) for h in self.heads]
-        names += [self.log_name(m, h.name) for h in self.heads for m, _ in h.metrics]
-        return names
+            pairs += [(self.log_name("loss", h.name), cost) for h in self.heads]
+        pairs += [(self.log_name(m, h.name), "count") for h in self.heads for m, _ in h.metrics]
+        pairs += [(self.log_name(m, h.name), "weight") for h in self.heads for m, _ in h.weighted_metrics]
+        return tuple(pairs)
 
     def without_metrics(self) -> Objective:
         """The same cost with no metrics (what per-example and monitor passes evaluate)."""
-        return dataclasses.replace(self, heads=tuple(dataclasses.replace(h, metrics=()) for h in self.heads))
+        return dataclasses.replace(self, heads=tuple(dataclasses.replace(h, metrics=(), weighted_metrics=())
+                                                         for h in self.heads))
 
     # -- the cost ---------------------------------------------------------------------------------
 
@@ -114,26 +134,38 @@ class Objective:
         new_state = {**model_state, **updates} if train else dict(model_state)
         return outputs, new_state, added
 
-    def score(self, y: Any, outputs: Any, w: jax.Array, added: jax.Array | None,
-              values: CostValues) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """(cost without the penalty, logs) of `outputs` against targets `y` with example weights `w`."""
+    def score(self, y: Any, outputs: Any, w: jax.Array, added: jax.Array | None, values: CostValues,
+              present: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """(cost without the penalty, logs) of `outputs` against targets `y` with example weights `w`.
+
+        present: (batch,) 1 for the batch's real rows, 0 for padding (None: every row is real); it
+        counts the examples of unweighted metrics and of the "sum_over_batch_size" reduction.
+        """
+        present = jnp.ones(w.shape, jnp.float32) if present is None else present.astype(jnp.float32)
         logs: dict[str, jax.Array] = {}
         cost = jnp.zeros((), jnp.float32)
         if added is not None:
-            cost = cost + losses_lib.reduce_loss(added, w, "mean")
+            cost = cost + self.reduce(added, w, present)
         for head, weight in zip(self.heads, values.loss_weights):
             y_h, out_h = _pick(y, head.name), _pick(outputs, head.name)
-            head_cost = losses_lib.reduce_loss(example_means(per_example_loss(head.loss, y_h, out_h)), w, "mean")
+            head_cost = self.reduce(example_means(per_example_loss(head.loss, y_h, out_h)), w, present)
             cost = cost + weight * head_cost
             if head.name is not SINGLE:
                 logs[self.log_name("loss", head.name)] = head_cost
-            if head.metrics:
+            if head.metrics or head.weighted_metrics:
                 predictions = head.activation(out_h)
-                weights = metric_weights(w, y_h, is_sparse(head.loss))
-                for name, metric in head.metrics:
-                    logs[self.log_name(name, head.name)] = jnp.asarray(metric(y_h, predictions, sample_weight=weights),
-                                                                       jnp.float32)
+                for metrics, weights in ((head.metrics, present), (head.weighted_metrics, w)):
+                    weights = metric_weights(weights, y_h, is_sparse(head.loss))
+                    for name, metric in metrics:
+                        logs[self.log_name(name, head.name)] = jnp.asarray(
+                            metric(y_h, predictions, sample_weight=weights), jnp.float32)
         return cost, logs
+
+    def reduce(self, per_example: jax.Array, w: jax.Array, present: jax.Array) -> jax.Array:
+        """Σ_i w_i L_i / Σ_i w_i (reduction "mean") or Σ_i w_i L_i / Σ_i present_i ("sum_over_batch_size")."""
+        if self.reduction == "mean":
+            return losses_lib.reduce_loss(per_example, w, "mean")
+        return jnp.sum(w * per_example) / jnp.maximum(jnp.sum(present), 1.0)
 
     def penalty_term(self, params: Any, values: CostValues, examples: jax.Array) -> jax.Array | None:
         """λ/(2m)·Σ‖W‖² plus Σ_l R_l(W_l) with m = `examples`, or None without either."""
@@ -143,22 +175,24 @@ class Objective:
         return sum(terms[1:], terms[0]) if terms else None
 
     def cost_of_outputs(self, params: Any, y: Any, outputs: Any, w: jax.Array, added: jax.Array | None,
-                        values: CostValues, examples: jax.Array | None) -> tuple[jax.Array, dict[str, jax.Array]]:
+                        values: CostValues, examples: jax.Array | None,
+                        present: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
         """(cost, logs): `score` plus the L2 penalty (left out when examples is None)."""
-        cost, logs = self.score(y, outputs, w, added, values)
+        cost, logs = self.score(y, outputs, w, added, values, present)
         penalty = None if examples is None else self.penalty_term(params, values, examples)
         return (cost if penalty is None else cost + penalty), logs
 
     def cost(self, model: Any, params: Any, model_state: Mapping[str, Any], batch: tuple[Any, Any, jax.Array],
-             values: CostValues, examples: jax.Array | None, *, train: bool,
-             key: jax.Array) -> tuple[jax.Array, tuple[dict[str, jax.Array], dict[str, Any]]]:
+             values: CostValues, examples: jax.Array | None, *, train: bool, key: jax.Array,
+             present: jax.Array | None = None) -> tuple[jax.Array, tuple[dict[str, jax.Array], dict[str, Any]]]:
         """(cost, (logs, updated model state)) of one batch (x, y, w): forward pass, then `cost_of_outputs`.
 
         examples: the m of the L2 penalty (None leaves the penalty out, as per-example losses do).
+        present: the batch's real rows (see `score`).
         """
         x, y, w = batch
         outputs, new_state, added = self.forward(model, params, model_state, x, train=train, key=key)
-        cost, logs = self.cost_of_outputs(params, y, outputs, w, added, values, examples)
+        cost, logs = self.cost_of_outputs(params, y, outputs, w, added, values, examples, present)
         return cost, (logs, new_state)
 
 

@@ -60,10 +60,12 @@ def all_finite(tree: Any) -> jax.Array:
 
 
 def step_candidate(spec: StepSpec, state: TrainState, x: Any, y: Any, w: jax.Array, values: CostValues,
-                   index: jax.Array | None = None) -> tuple[TrainState, dict, jax.Array, tuple]:
+                   index: jax.Array | None = None,
+                   present: jax.Array | None = None) -> tuple[TrainState, dict, jax.Array, tuple]:
     """One optimizer step without the non-finite guard: (new state, logs, finite flag, hook records).
 
     index: the batch's example indices in the training set, handed to the step hooks.
+    present: (batch,) True for the batch's real rows (None: all); logs["count"] is their number.
     """
     objective = spec.objective
     key = jax.random.fold_in(state.rng, state.step)
@@ -73,7 +75,8 @@ def step_candidate(spec: StepSpec, state: TrainState, x: Any, y: Any, w: jax.Arr
     examples = penalty_examples(state, w.shape[0]) if objective.penalized else None
 
     def cost_fn(params):
-        return objective.cost(state.model, params, state.model_state, (x, y, w), values, examples, train=True, key=key)
+        return objective.cost(state.model, params, state.model_state, (x, y, w), values, examples, train=True, key=key,
+                              present=present)
 
     context = StepContext(objective, state, cost_fn, example_cost(objective, state, values), x, y, w, index)
     supplied = [hook.value_and_grad(context) for hook in spec.hooks]
@@ -91,7 +94,8 @@ def step_candidate(spec: StepSpec, state: TrainState, x: Any, y: Any, w: jax.Arr
         opt_state=opt_state,
         model_state=model_state,
     )
-    logs = {"loss": cost, **logs, "weight": jnp.sum(w)}
+    count = jnp.sum(present, dtype=jnp.float32) if present is not None else jnp.float32(w.shape[0])
+    logs = {"loss": cost, **logs, "weight": jnp.sum(w), "count": count}
     after = dataclasses.replace(context, grads=grads, new_state=new_state)
     records = tuple(hook.record(after, None if s is None else s[2]) for hook, s in zip(spec.hooks, supplied))
     return new_state, logs, jnp.isfinite(cost) & all_finite(grads), records
@@ -109,12 +113,11 @@ def train_step(spec: StepSpec, state: TrainState, x: Any, y: Any, w: jax.Array,
     return keep_if(finite, new_state, state), {**logs, "finite": finite}
 
 
-def gather(data: Any, index: jax.Array, mask: jax.Array | None, mesh: Any) -> Any:
-    """The rows `index` (batch,) of on-device data (x, y, w), weights zeroed where mask is False."""
+def gather(data: Any, index: jax.Array, mask: jax.Array, mesh: Any) -> Any:
+    """(x, y, w, mask): the rows `index` (batch,) of on-device data (x, y, w), weights zeroed where mask is False."""
     x, y, w = jax.tree_util.tree_map(lambda a: jnp.take(a, index, axis=0), data)
-    if mask is not None:
-        w = w * mask.astype(w.dtype)
-    return sharding.shard_batch((x, y, w), mesh)
+    w = w * mask.astype(w.dtype)
+    return sharding.shard_batch((x, y, w, mask), mesh)
 
 
 def train_chunk(spec: StepSpec, plan: BatchPlan, chunk: Chunk, state: TrainState, halted: jax.Array,
@@ -132,11 +135,11 @@ def train_chunk(spec: StepSpec, plan: BatchPlan, chunk: Chunk, state: TrainState
     def body(carry, batch_plan):
         state, halted = carry
         index, mask = batch_plan
-        x, y, w = gather(data, index, mask, spec.mesh)
-        new_state, logs, finite, records = step_candidate(spec, state, x, y, w, values, index)
+        x, y, w, present = gather(data, index, mask, spec.mesh)
+        new_state, logs, finite, records = step_candidate(spec, state, x, y, w, values, index, present)
         ok = finite & ~halted
         logs = {**logs, "nonfinite": ~finite & ~halted, "weight": jnp.where(halted, 0.0, logs["weight"]),
-                "hooks": records}
+                "count": jnp.where(halted, 0.0, logs["count"]), "hooks": records}
         return (keep_if(ok, new_state, state), halted | ~finite), logs
 
     (state, halted), logs = jax.lax.scan(body, (state, halted), (indices, masks))
@@ -165,7 +168,8 @@ def evaluate_padded(objective: Objective, mesh: Any, state: TrainState, data: tu
     x, y, w = data
     rows = w.shape[0]
     outputs, added = predict_chunk(objective, mesh, state, x, jnp.arange(rows).reshape(batches, rows // batches))
-    cost, logs = objective.cost_of_outputs(state.params, y, outputs, w, added, values, penalty_examples(state, count))
+    cost, logs = objective.cost_of_outputs(state.params, y, outputs, w, added, values, penalty_examples(state, count),
+                                           jnp.arange(rows) < count)
     return {"loss": cost, **logs}
 
 

@@ -24,11 +24,12 @@ from jdl.train.callbacks.base import Callback, CallbackList, FitContext
 from jdl.train.callbacks.progress import ProgressBar
 from jdl.train.history import History
 from jdl.train.loop import EpochLoop
-from jdl.train.objective import SINGLE, Head, Objective, make_values
+from jdl.train.objective import SINGLE, Head, Objective, is_sparse, make_values
 from jdl.train.state import TrainState, check_model, create_state
 from jdl.train.step import StepSpec
 
 EVAL_BATCH_SIZE = 1024
+LOSS_REDUCTIONS = ("mean", "sum_over_batch_size")
 
 
 class Trainer:
@@ -37,8 +38,14 @@ class Trainer:
     loss: a name ("sparse_categorical_crossentropy"), a jdl loss, a callable fn(y_true, y_pred) ->
     per-example loss, or a dict {head: loss} for a model returning a dict of outputs.
     optimizer: a `jdl.optim` optimizer, a name, or an optax GradientTransformation.
-    metrics: names or callables fn(y_true, y_pred, sample_weight=...), a list for every head or a dict per head.
+    metrics: names or callables fn(y_true, y_pred, sample_weight=...), a list for every head or a dict per head;
+    unweighted, as Keras' `metrics`: every example counts 1 whatever its sample or class weight.
+    weighted_metrics: the same forms, computed with the example weights (Keras' `weighted_metrics`);
+    a name also in `metrics` is logged as "weighted_<name>".
     loss_weights: {head: weight} (a number for a single head), the weights of the heads' costs.
+    loss_reduction: "mean" (default) gives the cost Σ_i w_i L_i / Σ_i w_i over a batch; Keras' default,
+    "sum_over_batch_size", gives Σ_i w_i L_i / n. They agree without weights; with class or sample
+    weights Keras' cost (and so its gradient) scales with the batch's mean weight, jdl's does not.
     output_activation: applied by `predict` and before metrics; by default the model's
     `output_activation` attribute, else sigmoid/softmax for cross-entropies on logits, else linear.
     steps_per_execution: optimizer steps per compiled dispatch (default: up to 256).
@@ -46,6 +53,10 @@ class Trainer:
     parameters, optimizer state, loss and metrics stay float32 (see `jdl.train.precision`).
     accumulate: k > 1 makes one optimizer update per k steps on their mean gradient
     (optax.MultiSteps): batch_size b with accumulate k trains like batch k·b, in k·b/devices memory.
+
+    Weights as Keras: `fit`'s class_weight weights the training cost only; sample_weight travels with
+    its rows, so the rows validation_split holds out keep theirs, and validation_data's own weights,
+    if given, weight the validation cost and weighted metrics.
 
     Compiled steps are cached by value: Trainers with equal models, losses, metrics and optimizer
     structures share them, whatever their learning rates, momenta, weight decays, L2 λ or loss weights.
@@ -59,6 +70,8 @@ class Trainer:
         metrics: Sequence[Any] | Mapping[Any, Sequence[Any]] = (),
         loss_weights: Mapping[Any, float] | None = None,
         *,
+        weighted_metrics: Sequence[Any] | Mapping[Any, Sequence[Any]] = (),
+        loss_reduction: str = "mean",
         output_activation: Any = None,
         steps_per_execution: int | None = None,
         precision: str = "float32",
@@ -72,26 +85,32 @@ class Trainer:
         self.losses = _resolve_losses(loss)
         self.loss_weights = _resolve_loss_weights(self.losses, loss_weights)
         self.metrics = _resolve_metrics(self.losses, metrics)
+        self.weighted_metrics = _resolve_metrics(self.losses, weighted_metrics, "weighted_metrics", self.metrics)
+        _checks.check_choice(loss_reduction, "loss_reduction", LOSS_REDUCTIONS)
+        _check_metric_targets(self.losses, self.metrics, self.weighted_metrics)
         self.activations = _resolve_activations(self.model, self.losses, output_activation)
         if steps_per_execution is not None:
             _checks.check_number(steps_per_execution, "steps_per_execution", integer=True, positive=True)
         self.steps_per_execution = steps_per_execution
         self.mesh = sharding.data_mesh()
         self.objective = Objective(
-            heads=tuple(Head(h, fn, self.metrics.get(h, ()), self.activations[h]) for h, fn in self.losses.items()),
+            heads=tuple(Head(h, fn, self.metrics.get(h, ()), self.activations[h], self.weighted_metrics.get(h, ()))
+                        for h, fn in self.losses.items()),
             penalty=self.optimizer.l2 is not None,
             train_kwargs=tuple(mode_kwargs(self.model, True).items()),
             eval_kwargs=tuple(mode_kwargs(self.model, False).items()),
             regularizers=regularizers.declared(self.model),
             precision=precision_lib.check(precision),
+            reduction=loss_reduction,
         )
+        self._warned_multi_hot = False
         self.values = make_values(self.objective, self.loss_weights, self.optimizer.l2)
 
     # -- state ----------------------------------------------------------------------------------
 
     def init(self, x: Any, seed: int = 0, *, steps_per_epoch: int | None = None) -> TrainState:
         """A fresh TrainState for inputs like `x` (only the first example's shape is used)."""
-        x = inputs.to_host(x, "x")
+        x = inputs.to_host(inputs.model_inputs(self.model, x), "x")
         inputs.leading_size(x, "x")
         sample = jax.tree_util.tree_map(lambda a: a[:1], x)
         return create_state(self.model, sample, self.optimizer, seed, steps_per_epoch=steps_per_epoch)
@@ -134,19 +153,23 @@ class Trainer:
     ) -> tuple[TrainState, History]:
         """Train for `epochs` and return (state, History). Keras semantics, explicit state.
 
-        validation_split takes the last fraction of (x, y) before shuffling. batch_size None is
-        full-batch gradient descent; 1 is SGD; the last partial batch is trained on, not dropped
-        (it compiles once more for its shape). Epoch e visits the examples in a permutation drawn
-        from (seed, e), so a fit resumed at epoch e continues exactly. `augment(key, x)` is applied
-        to each training batch on the device. The given `state` is never modified or donated.
+        x, y: arrays, pytrees of arrays, or (nested) lists of numbers (as NumPy converts them); a list
+        of arrays is several inputs only for a model that takes several. class_weight {class: weight}
+        multiplies the training rows' sample weights (never validation's); a class the model does not
+        output is an error. validation_split takes the last fraction of (x, y, sample_weight) before
+        shuffling. batch_size None is full-batch gradient descent; 1 is SGD; the last partial batch
+        is trained on, not dropped (it compiles once more for its shape). Epoch e visits the examples
+        in a permutation drawn from (seed, e), so a fit resumed at epoch e continues exactly.
+        `augment(key, x)` is applied to each training batch on the device. The given `state` is
+        never modified or donated.
         """
         _check_fit_arguments(epochs, initial_epoch, validation_split, seed, verbose, shuffle, augment, callbacks, state)
         callbacks = list(callbacks)
-        data = inputs.data(self.objective, x, y, sample_weight)
         if class_weight is not None:
             if not self.objective.single:
                 raise ValueError("class_weight is only supported for single-output models; use sample_weight per head")
-            data.w = data.w * np.asarray(losses_lib.class_weight_to_sample_weight(data.y, class_weight))
+            inputs.check_class_weight(class_weight)
+        data = inputs.data(self.objective, inputs.model_inputs(self.model, x), y, sample_weight)
         data, validation = self._split(data, validation_data, validation_split)
 
         n = data.size
@@ -169,8 +192,11 @@ class Trainer:
                 RuntimeWarning, stacklevel=2,
             )
         data = inputs.check_against_model(self.objective, state, data)
+        if class_weight is not None:
+            data.w = data.w * inputs.class_weights(self.objective, state, data, class_weight)
         if validation is not None:
             validation = inputs.check_against_model(self.objective, state, validation, name="validation_data ")
+        self._warn_multi_hot(data)
 
         history = History(params={"epochs": epochs, "batch_size": batch_size, "steps": plan.steps,
                                   "samples": n, "verbose": verbose})
@@ -203,6 +229,7 @@ class Trainer:
                     f"got {_checks.describe(validation_data)}"
                 )
             padded = [*validation_data, *([None] * (3 - len(validation_data)))]
+            padded[0] = inputs.model_inputs(self.model, padded[0], "validation_data x")
             return data, inputs.data(self.objective, *padded, name="validation_data ")
         if validation_split > 0:
             split_at = int(math.floor(data.size * (1.0 - validation_split)))
@@ -213,6 +240,21 @@ class Trainer:
                 )
             return data.take(slice(0, split_at)), data.take(slice(split_at, None))
         return data, None
+
+    def _warn_multi_hot(self, data: inputs.Data) -> None:
+        """Warn once when "accuracy" (categorical on k > 1 outputs, as Keras) meets multi-hot targets."""
+        if self._warned_multi_hot:
+            return
+        y = {SINGLE: data.y} if self.objective.single else data.y
+        for head in self.objective.heads:
+            named = [n for n, fn in (*head.metrics, *head.weighted_metrics) if fn is metrics_lib.accuracy]
+            if named and not is_sparse(head.loss) and metrics_lib.is_multi_hot(y[head.name]):
+                self._warned_multi_hot = True
+                warnings.warn(
+                    f"metric {named[0]!r} takes the argmax over the {np.shape(y[head.name])[-1]} outputs (categorical "
+                    "accuracy, as Keras), but the targets are multi-hot (rows do not sum to 1); for multi-label "
+                    "targets use 'binary_accuracy' (element-wise, threshold 0.5)", UserWarning, stacklevel=3)
+                return
 
     # -- evaluate / predict -----------------------------------------------------------------------
 
@@ -242,12 +284,15 @@ class Trainer:
                  sample_weight: Any = None) -> dict[str, float]:
         """Loss and metrics over the whole of (x, y) in inference mode: {"loss": ..., "<metric>": ...}.
 
+        sample_weight weights the loss and the weighted metrics; `metrics` count every example once.
         Metrics are computed once on all predictions (exact F1/AUC), not averaged over batches. The
         data is padded to one of a few fixed sizes (padding rows have weight 0), so data sets of
         nearby sizes share one compiled evaluation.
         """
         inputs.check_state(state)
-        data = inputs.check_against_model(self.objective, state, inputs.data(self.objective, x, y, sample_weight))
+        data = inputs.data(self.objective, inputs.model_inputs(self.model, x), y, sample_weight)
+        data = inputs.check_against_model(self.objective, state, data)
+        self._warn_multi_hot(data)
         batches, batch = self._layout(data.size, batch_size)
         padded = data.padded(batches * batch)
         device = sharding.replicate((padded.x, padded.y, padded.w), self.mesh)
@@ -257,7 +302,7 @@ class Trainer:
     def predict(self, state: TrainState, x: Any, *, batch_size: int | None = None) -> Any:
         """Model outputs after the output activation (probabilities for classifiers): NumPy arrays (n, ...)."""
         inputs.check_state(state)
-        x = inputs.to_host(x, "x")
+        x = inputs.to_host(inputs.model_inputs(self.model, x), "x")
         n = inputs.leading_size(x, "x")
         inputs.check_inputs(self.objective, state, x)
         batches, batch = self._layout(n, batch_size)
@@ -306,15 +351,18 @@ def _resolve_loss_weights(losses: Mapping[Any, Callable], loss_weights: Any) -> 
     return {head: float(loss_weights.get(head, 1.0)) for head in losses}
 
 
-def _resolve_metrics(losses: Mapping[Any, Callable], metrics: Any) -> dict[Any, tuple[tuple[str, Callable], ...]]:
-    def resolve(entries: Any) -> tuple[tuple[str, Callable], ...]:
+def _resolve_metrics(losses: Mapping[Any, Callable], metrics: Any, argument: str = "metrics",
+                     unweighted: Mapping[Any, Any] | None = None) -> dict[Any, tuple[tuple[str, Callable], ...]]:
+    """{head: ((log name, fn), ...)}; weighted metrics whose name is among `unweighted`'s get "weighted_" (Keras)."""
+    def resolve(head: Any, entries: Any) -> tuple[tuple[str, Callable], ...]:
         if isinstance(entries, (str, bytes)) or callable(entries):
             entries = [entries]
+        taken = {name for name, _ in (unweighted or {}).get(head, ())}
         resolved = []
         for entry in entries:
             fn = metrics_lib.get(entry)
             name = entry if isinstance(entry, str) else getattr(fn, "__name__", "metric")
-            resolved.append((name, fn))
+            resolved.append((f"weighted_{name}" if name in taken else name, fn))
         return tuple(resolved)
 
     if metrics is None:
@@ -322,9 +370,22 @@ def _resolve_metrics(losses: Mapping[Any, Callable], metrics: Any) -> dict[Any, 
     if isinstance(metrics, Mapping):
         unknown = [h for h in metrics if h not in losses]
         if unknown:
-            raise ValueError(f"metrics names unknown heads {unknown}; the loss heads are {list(losses)}")
-        return {head: resolve(entries) for head, entries in metrics.items()}
-    return {head: resolve(metrics) for head in losses}
+            raise ValueError(f"{argument} names unknown heads {unknown}; the loss heads are {list(losses)}")
+        return {head: resolve(head, entries) for head, entries in metrics.items()}
+    return {head: resolve(head, metrics) for head in losses}
+
+
+def _check_metric_targets(losses: Mapping[Any, Callable], *metric_sets: Mapping[Any, Any]) -> None:
+    """ValueError for an element-wise multi-label metric on a head whose targets are integer class labels."""
+    for metric_set in metric_sets:
+        for head, entries in metric_set.items():
+            for name, fn in entries:
+                if fn in metrics_lib.MULTI_LABEL and is_sparse(losses[head]):
+                    raise ValueError(
+                        f"metric {name!r} compares multi-hot targets (n, k) element-wise, but the loss "
+                        "sparse_categorical_crossentropy takes integer class labels (n,); use 'accuracy' for one "
+                        "label per example, or multi-hot targets with binary_crossentropy"
+                    )
 
 
 def _resolve_activations(model: nn.Module, losses: Mapping[Any, Callable], output_activation: Any) -> dict[Any, Callable]:

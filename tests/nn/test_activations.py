@@ -175,3 +175,61 @@ def test_golden_recurrent_weight_scales_the_signal_by_weight_to_the_t(weight, st
         return h
 
     assert float(jax.grad(unrolled)(1.0)) == pytest.approx(factor, rel=1e-12)
+
+
+# -- Keras spellings: gelu(approximate), leaky_relu(negative_slope), activation="prelu" ----------
+
+KERAS_POINTS = (-3.0, -1.5, -0.5, 0.0, 0.3, 1.0, 2.5)  # tests/keras_reference/cases.py GELU_POINTS
+KERAS_ACTIVATIONS = {  # keras 3.15.1 (jax backend), tests/keras_reference/record_keras.py
+    "gelu_approximate": [-0.00363734365, -0.100428432, -0.154285997, 0.0, 0.185370922, 0.841192007, 2.48491573],
+    "gelu_exact": [-0.00404969603, -0.100210831, -0.154268771, 0.0, 0.185373425, 0.841344714, 2.48447585],
+    "leaky_relu_negative_slope_0.2": [-0.600000024, -0.300000012, -0.100000001, 0.0, 0.300000012, 1.0, 2.5],
+}
+
+
+def test_gelu_approximate_and_exact_match_keras():
+    x = np.asarray(KERAS_POINTS, np.float32)
+    np.testing.assert_allclose(A.get("gelu", approximate=True)(x), KERAS_ACTIVATIONS["gelu_approximate"], rtol=2e-6,
+                               atol=1e-8)
+    np.testing.assert_allclose(A.get("gelu")(x), KERAS_ACTIVATIONS["gelu_exact"], rtol=2e-6, atol=1e-8)
+    closed_form = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+    np.testing.assert_allclose(A.gelu(x, approximate=True), closed_form, rtol=1e-5, atol=1e-7)
+
+
+def test_negative_slope_is_keras_name_for_leaky_relu_alpha():
+    x = np.asarray(KERAS_POINTS, np.float32)
+    np.testing.assert_allclose(A.get("leaky_relu", negative_slope=0.2)(x), KERAS_ACTIVATIONS["leaky_relu_negative_slope_0.2"],
+                               rtol=1e-7)
+    assert A.get("leaky_relu", negative_slope=0.2) == A.get("leaky_relu", negative_slope=0.2)
+    assert float(A.leaky_relu(-1.0)) == pytest.approx(-0.01)
+    with pytest.raises(ValueError, match="alpha or its Keras name negative_slope, not both"):
+        A.get("leaky_relu", alpha=0.1, negative_slope=0.2)
+    with pytest.raises(TypeError, match="gelu approximate must be a bool"):
+        A.get("gelu", approximate="tanh")
+
+
+def test_prelu_is_a_layer_with_its_own_learnable_slope_in_mlp_and_conv():
+    import jax
+
+    from jdl.models import MLP
+    from jdl.nn import Conv2D
+
+    with pytest.raises(ValueError, match="'prelu' has a learnable slope, so it is a layer"):
+        A.get("prelu")
+    with pytest.raises(TypeError, match=r"'prelu' got unknown option\(s\) \['slope'\]"):
+        A.check("prelu", slope=0.1)
+    x = np.array([[1.0, -2.0], [0.5, 3.0]], np.float32)
+    shapes = jax.eval_shape(MLP(hidden=(3, 2), outputs=1, activation="prelu").init, jax.random.key(0), x)["params"]
+    assert shapes["PReLU_0"]["alpha"].shape == (3,) and shapes["PReLU_1"]["alpha"].shape == (2,)
+    conv = jax.eval_shape(Conv2D(2, 3, activation="prelu").init, jax.random.key(1), np.ones((1, 5, 5, 1), np.float32))
+    assert conv["params"]["PReLU_0"]["alpha"].shape == (3, 3, 2)
+
+    model = MLP(hidden=(3,), outputs=3, activation="prelu")
+    params = model.init(jax.random.key(0), x)["params"]
+    np.testing.assert_allclose(params["PReLU_0"]["alpha"], 0.25)
+    params["Dense_1"] = {"kernel": np.eye(3, dtype=np.float32), "bias": np.zeros(3, np.float32)}
+    z = x @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"]
+    out, grads = jax.jit(jax.value_and_grad(lambda p: model.apply({"params": p}, x).sum()))(params)
+    assert float(out) == pytest.approx(np.where(z > 0, z, 0.25 * z).sum(), rel=1e-6)
+    np.testing.assert_allclose(grads["PReLU_0"]["alpha"], np.where(z > 0, 0.0, z).sum(axis=0), rtol=1e-6)
+    assert np.any(z < 0), "the slope's gradient is tested where some units are negative"

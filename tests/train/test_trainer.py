@@ -9,7 +9,7 @@ import jdl
 from jdl import callbacks as cb
 from jdl import optim
 from jdl.models import MLP
-from jdl.train import Trainer
+from jdl.train import Trainer, inputs
 from tests.compiles import counting
 
 
@@ -260,7 +260,8 @@ def test_sequence_targets_average_over_time_steps_and_weight_every_step_of_an_ex
     x = rng.randint(0, 7, (30, 6))
     y = (x + 1) % 5
     w = rng.uniform(0.5, 2.0, 30).astype(np.float32)
-    trainer = jdl.Trainer(_TokenTagger(), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    trainer = jdl.Trainer(_TokenTagger(), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                          weighted_metrics=["accuracy"])
     state = trainer.init(x)
     scores = trainer.evaluate(state, x, y, sample_weight=w)
 
@@ -270,4 +271,27 @@ def test_sequence_targets_average_over_time_steps_and_weight_every_step_of_an_ex
     token_loss = -np.take_along_axis(log_p, y[..., None], -1)[..., 0]
     correct = logits.argmax(-1) == y
     assert scores["loss"] == pytest.approx(np.sum(w[:, None] * token_loss) / (6 * w.sum()), rel=1e-5)
-    assert scores["accuracy"] == pytest.approx(np.sum(w[:, None] * correct) / (6 * w.sum()), rel=1e-6)
+    assert scores["weighted_accuracy"] == pytest.approx(np.sum(w[:, None] * correct) / (6 * w.sum()), rel=1e-6)
+    assert scores["accuracy"] == pytest.approx(correct.mean(), rel=1e-6)
+
+
+def test_lists_of_numbers_are_converted_as_numpy_does():
+    x, y = [[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]], [1, 1, 0, 0]
+    t = Trainer(MLP(hidden=(4,), outputs=2), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    state = t.init(np.asarray(x, np.float32))
+    assert t.evaluate(state, x, y) == t.evaluate(state, np.asarray(x, np.float32), np.asarray(y))
+    rows = tuple(np.asarray(r, np.float32) for r in x)  # a tuple of arrays, for a model taking one input: stacked
+    np.testing.assert_array_equal(t.predict(state, rows), t.predict(state, np.asarray(x, np.float32)))
+    with pytest.raises(ValueError, match="rows have different lengths"):
+        t.evaluate(state, [[0.0, 1.0], [1.0]], [1, 0])
+
+
+def test_a_list_of_arrays_is_several_inputs_for_a_model_that_takes_several():
+    from jdl.models.multitask import TwoInputTwoHead
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(6, 4)).astype(np.float32), rng.normal(size=(6, 4)).astype(np.float32)
+    t = Trainer(TwoInputTwoHead(input_dims=(4, 4)), loss={"class": "sparse_categorical_crossentropy", "value": "mse"})
+    state = t.init([a, b])
+    assert [path for path, _, _ in state.input_spec] == ["[0]", "[1]"], "two inputs, not one stacked (2, 6, 4) array"
+    assert inputs.model_inputs(MLP(hidden=(2,)), [a, b]).shape == (2, 6, 4), "one input: stacked"
