@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--out", default=None, help="report directory (default: runs/study_NAME)")
     study.add_argument("--quick", action="store_true", help="a small grid that runs in well under a minute")
     study.add_argument("--seeds", type=int, default=None, metavar="K",
-                       help="repeat each configuration with K seeds (vmapped); curves show mean ± std over seeds")
+                       help="repeat each configuration with K seeds; curves show mean ± std over seeds")
     study.add_argument("--mnist", default=None, metavar="DIR", help="noise-scale: MNIST files in DIR instead of digits")
     study.set_defaults(run=_study)
     report = commands.add_parser("report", help="(re)write report.html and report.json of a jdl train run directory")

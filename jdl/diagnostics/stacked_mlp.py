@@ -1,9 +1,8 @@
-"""`studies.DeepMLP` with its hidden layers stacked: one lax.scan over depth, many configurations under one vmap.
+"""`studies.DeepMLP` with its hidden layers stacked: one lax.scan over depth, one compiled program per architecture.
 
 Configurations that differ only in values (initializer, seed, data subset) share one compiled
-program: their parameters are stacked along a leading configuration axis and the trainer is
-vmapped over it, so the hidden layers' matrix products run batched, and the scan over layers keeps
-the program the same size at any depth. It computes what `DeepMLP.apply(..., train=True)` computes.
+program, and the scan over layers keeps the program the same size at any depth. It computes what
+`DeepMLP.apply(..., train=True)` computes.
 """
 
 from __future__ import annotations
@@ -94,13 +93,14 @@ def train(params: dict[str, Any], x: jax.Array, y: jax.Array, *, activation: str
 
 
 @functools.lru_cache(maxsize=1)
-def batched_trainer(activation: str, batch_norm: bool, residual: bool, steps: int, learning_rate: float,
-                    clipnorm: float | None):
-    """jit(vmap(train)) over a leading configuration axis of (params, x, y).
+def trainer(activation: str, batch_norm: bool, residual: bool, steps: int, learning_rate: float,
+            clipnorm: float | None):
+    """jit(train) for one (activation, batch norm, residual, steps, optimizer): every configuration that differs
+    only in values (initializer, seed, data subset) and every depth reuse it (one program per depth).
 
-    One cache entry: the depth study visits each (activation, batch norm, residual) group once,
-    depth by depth, so a finished group's programs are released instead of kept.
+    Not vmapped over configurations: on XLA's CPU backend the batched products ran slower than the same
+    products one configuration at a time (benchmarks/depth_study.py). One cache entry: the depth study visits
+    each group once, depth by depth, so a finished group's programs are released instead of kept.
     """
-    one = functools.partial(train, activation=activation, batch_norm=batch_norm, residual=residual, steps=steps,
-                            learning_rate=learning_rate, clipnorm=clipnorm)
-    return jax.jit(jax.vmap(one))
+    return jax.jit(functools.partial(train, activation=activation, batch_norm=batch_norm, residual=residual,
+                                     steps=steps, learning_rate=learning_rate, clipnorm=clipnorm))

@@ -149,8 +149,8 @@ def depth_study(
     configuration with seeds seed … seed + k - 1 (initialization and data subset): the lists are
     then means over seeds with "…_spread" (std over seeds) and "…_seeds" beside them, and
     first_to_last is the geometric mean of the per-seed ratios. All initializers and seeds of one
-    (activation, depth, batch norm, residual) run as one vmapped program, hidden layers under
-    lax.scan (`stacked_mlp`); `progress` shows a tqdm bar over configurations.
+    (activation, batch norm, residual) run through one compiled program per depth, hidden layers
+    under lax.scan (`stacked_mlp`); `progress` shows a tqdm bar over configurations.
     """
     from jdl.diagnostics import stacked_mlp
 
@@ -158,8 +158,6 @@ def depth_study(
     seed_list = [seed + k for k in range(seeds)]
     data = [_digits(examples, s) for s in seed_list]
     batch = [(init, s) for init in inits for s in range(seeds)]
-    xs = jnp.asarray(np.stack([data[s][0] for _, s in batch]))
-    ys = jnp.asarray(np.stack([data[s][1] for _, s in batch]))
     stacked_params: dict[tuple, Any] = {}
 
     def params_of(depth: int, bn: bool, res: bool) -> Any:
@@ -172,7 +170,7 @@ def depth_study(
                 model = DeepMLP(width=width, depth=depth, kernel_init=init, batch_norm=bn, residual=res)
                 variables = model.init(jax.random.PRNGKey(seed_list[s]), data[s][0][:2])
                 per_config.append(stacked_mlp.stack_variables(variables, depth, bn))
-            stacked_params[key] = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *per_config)
+            stacked_params[key] = per_config
         return stacked_params[key]
 
     from tqdm.auto import tqdm
@@ -182,8 +180,9 @@ def depth_study(
     bar = tqdm(total=len(groups) * len(batch), unit="config", desc="depth study", disable=not progress)
     for depth, bn, res, act in groups:
         bar.set_postfix_str(f"{act}, depth {depth}{', bn' if bn else ''}{', res' if res else ''}")
-        run = stacked_mlp.batched_trainer(act, bool(bn), bool(res), int(steps), float(learning_rate), clipnorm)
-        g0, g1, losses = jax.device_get(run(params_of(int(depth), bool(bn), bool(res)), xs, ys))
+        run = stacked_mlp.trainer(act, bool(bn), bool(res), int(steps), float(learning_rate), clipnorm)
+        outputs = [run(p, data[s][0], data[s][1]) for p, (_, s) in zip(params_of(int(depth), bool(bn), bool(res)), batch)]
+        g0, g1, losses = (np.stack(a) for a in zip(*jax.device_get(outputs)))
         for i, init in enumerate(inits):
             rows = slice(i * seeds, (i + 1) * seeds)
             results[act, init, depth, bn, res] = _depth_record(act, init, depth, bn, res, g0[rows], g1[rows],

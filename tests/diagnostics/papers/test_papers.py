@@ -33,8 +33,8 @@ def test_glorot_jacobian_singular_values_and_gradients_equal_jax_jacobian_and_gr
     np.testing.assert_allclose(measured["weight_grad_var"][2], np.var(np.asarray(total[2]["kernel"])), rtol=1e-5)
 
 
-def test_glorot_singular_values_match_the_paper_and_random_matrix_theory_at_width_128():
-    result = glorot.glorot_study(width=128, examples=64, jacobian_examples=4, bins=11)
+def test_glorot_singular_values_match_the_paper_and_random_matrix_theory_at_width_96():
+    result = glorot.glorot_study(width=96, examples=32, jacobian_examples=2, bins=11)
     sv = {k: m["mean_singular_value"] for k, m in result["inits"].items()}
     # quarter-circle law: a square matrix with entries of std s has mean singular value 8/(3π)·s·√n;
     # the tanh' factors (< 1) pull it lower. Standard: s√n = 1/√3, normalized: s√n = 1.
@@ -75,7 +75,7 @@ def test_pascanu_descent_equals_a_python_loop_of_jax_grad_and_clipping_bounds_th
         x = 5.0 / (1 + math.exp(-x)) - 4.0
     assert float(pascanu.final_state(jnp.float32(5.0), jnp.float32(-4.0), 50, 0.5)) == pytest.approx(x, rel=1e-5)
     clipped, _, _ = pascanu.descend(start, jnp.float32(c), learning_rate=lr, iterations=80, steps=50, x0=0.5, target=0.7)
-    assert np.linalg.norm(np.diff(np.asarray(clipped), axis=0), axis=1).max() <= lr * c * (1 + 1e-5)
+    assert np.linalg.norm(np.diff(np.asarray(clipped), axis=0), axis=1).max() <= lr * c * (1 + 1e-3), "float32 positions near 5 round the step by ~1e-4"
 
 
 def test_noise_scale_estimators_are_unbiased_on_synthetic_gradients():
