@@ -239,7 +239,7 @@ def noise_scale_findings(result: dict[str, Any]) -> list[str]:
     worst = int(np.argmax(rel))
     off = [abs(r["per_example"]["b_simple"] - r["exact"]["b_simple"]) / r["exact"]["b_simple"] for r in records]
     return [
-        f"B_simple grows as the loss falls (McCandlish et al. Fig. 4) {_verdict(grows)}: exact B_simple "
+        f"B_simple grows as the loss falls (McCandlish et al.) {_verdict(grows)}: exact B_simple "
         f"{first['exact']['b_simple']:.0f} at loss {first['loss']:.3f} (step 0) → {last['exact']['b_simple']:.0f} at "
         f"loss {last['loss']:.3f} (step {last['step']}).",
         f"The per-example estimate {_verdict(max(rel) <= tol)} with the two-batch estimator of App. A (tolerance "
