@@ -75,10 +75,10 @@ STUDY_SIZES = {
                                   batches=128)},
 }
 
-STUDY_HELP = {  # what each study shows and how long its full size takes on 2 cores (--quick: seconds)
+STUDY_HELP = {  # what each study shows and roughly how long its full size takes on 2 idle cores (--quick: seconds)
     "adding": "SimpleRNN vs LSTM vs GRU on the adding problem (about 20 min)",
     "copy": "SimpleRNN vs LSTM vs GRU on the copy-memory task (about 30 min)",
-    "depth": "activation x init x depth x batch-norm grid of per-layer gradients, 200 SGD steps (about 6 min)",
+    "depth": "activation x init x depth x batch-norm grid of per-layer gradients, 200 SGD steps (about 15 min)",
     "glorot": "Glorot & Bengio 2010: tanh activations, gradients and Jacobians at init (about 15 s)",
     "he": "He et al. 2015: 30-layer ReLU net, Xavier vs He init, signal and training (about 1 min)",
     "init": "30-layer ReLU signal under Xavier vs He (about 10 s)",
