@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import platform
 import shlex
 import signal
@@ -125,6 +126,26 @@ STUDY_SIZES = {
     "copy": {"full": dict(lengths=(20, 50, 100), steps=3000),
              "quick": dict(cells=("simple_rnn", "lstm"), lengths=(5,), clipnorms=(1.0,), steps=200, units=16,
                            eval_every=50, test_examples=200)},
+    "glorot": {"full": dict(width=256), "quick": dict(width=32, examples=128, jacobian_examples=8, bins=21)},
+    "he": {"full": dict(depth=30, width=256, steps=300),
+           "quick": dict(depth=12, width=32, signal_width=64, signal_examples=200, steps=60, examples=128,
+                         learning_rate=0.05)},
+    "pascanu": {"full": dict(iterations=400, grid=161), "quick": dict(iterations=150, grid=25)},
+    "noise-scale": {"full": dict(steps=1000, checkpoints=10),
+                    "quick": dict(hidden=32, steps=200, checkpoints=4, learning_rate=0.05, big=256, small=32,
+                                  batches=128)},
+}
+
+STUDY_HELP = {  # what each study shows and roughly how long its full size takes on 2 idle cores (--quick: seconds)
+    "adding": "SimpleRNN vs LSTM vs GRU on the adding problem (about 20 min)",
+    "copy": "SimpleRNN vs LSTM vs GRU on the copy-memory task (about 30 min)",
+    "depth": "activation x init x depth x batch-norm grid of per-layer gradients, 200 SGD steps (about 15 min)",
+    "glorot": "Glorot & Bengio 2010: tanh activations, gradients and Jacobians at init (about 15 s)",
+    "he": "He et al. 2015: 30-layer ReLU net, Xavier vs He init, signal and training (about 1 min)",
+    "init": "30-layer ReLU signal under Xavier vs He (about 10 s)",
+    "noise-scale": "McCandlish et al. 2018: B_simple during training, two estimators (about 1 min)",
+    "pascanu": "Pascanu et al. 2013: the one-unit RNN's cliff, plain vs clipped descent (about 20 s)",
+    "rnn": "gradient through time per cell and recurrent weight scale (about 30 s)",
 }
 
 STUDIES = {
@@ -133,6 +154,10 @@ STUDIES = {
     "rnn": ("rnn_study", "rnn_report"),
     "adding": ("adding_study", "memory_report"),
     "copy": ("copy_study", "memory_report"),
+    "glorot": ("glorot_study", "glorot_report"),
+    "he": ("he_study", "he_report"),
+    "pascanu": ("pascanu_study", "pascanu_report"),
+    "noise-scale": ("noise_scale_study", "noise_scale_report"),
 }
 
 
@@ -142,9 +167,24 @@ def _study(args: argparse.Namespace) -> int:
     from jdl.diagnostics import studies
 
     out = Path(args.out or f"runs/study_{args.name}")
-    options = STUDY_SIZES[args.name]["quick" if args.quick else "full"]
+    options = dict(STUDY_SIZES[args.name]["quick" if args.quick else "full"])
     study, make_report = STUDIES[args.name]
-    report = getattr(report_lib, make_report)(getattr(studies, study)(**options))
+    run = getattr(studies, study)
+    parameters = inspect.signature(run).parameters
+    if args.seeds is not None:
+        if "seeds" not in parameters:
+            with_seeds = ", ".join(n for n in sorted(STUDIES) if "seeds" in inspect.signature(getattr(studies, STUDIES[n][0])).parameters)
+            return _error("study", ValueError(f"--seeds applies to the {with_seeds} studies, not {args.name}"))
+        if args.seeds < 1:
+            return _error("study", ValueError(f"--seeds must be a positive integer, got {args.seeds}"))
+        options["seeds"] = args.seeds
+    if args.mnist is not None:
+        if "mnist" not in parameters:
+            return _error("study", ValueError(f"--mnist applies to the noise-scale study, not {args.name}"))
+        options["mnist"] = args.mnist
+    if "progress" in parameters:
+        options["progress"] = True
+    report = getattr(report_lib, make_report)(run(**options))
     page, numbers = report.save(out)
     for line in report.findings:
         print(line)
@@ -181,10 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="print the resolved config (file, defaults and --set overrides) as JSON and exit")
     train.set_defaults(run=_train)
     study = commands.add_parser("study", help="run a vanishing/exploding-gradient study and write an HTML + JSON report")
-    study.add_argument("name", choices=sorted(STUDY_SIZES), help="depth: activation x init x depth grid; init: 30-layer ReLU signal; rnn: gradient through time "
-                       "per cell and recurrent weight scale; adding, copy: SimpleRNN vs LSTM vs GRU on long-memory tasks")
+    study.add_argument("name", choices=sorted(STUDY_SIZES), metavar="NAME",
+                       help="; ".join(f"{name}: {text}" for name, text in sorted(STUDY_HELP.items())))
     study.add_argument("--out", default=None, help="report directory (default: runs/study_NAME)")
     study.add_argument("--quick", action="store_true", help="a small grid that runs in well under a minute")
+    study.add_argument("--seeds", type=int, default=None, metavar="K",
+                       help="repeat each configuration with K seeds; curves show mean ± std over seeds")
+    study.add_argument("--mnist", default=None, metavar="DIR", help="noise-scale: MNIST files in DIR instead of digits")
     study.set_defaults(run=_study)
     sweep = commands.add_parser("sweep", help="run a hyperparameter sweep (grid, random or optuna) of jdl train runs")
     sweep.add_argument("sweep_file", help="a sweep TOML file: base config, [space], method, objective "

@@ -162,14 +162,17 @@ def rnn_study(cells: Sequence[str] = CELLS, *, length: int = 200, units: int = 6
     def read_last(hs):
         return hs[:, -1] @ readout
 
-    hidden_gradients = jax.jit(cell_hidden_gradients, static_argnums=(0, 3))
     for activation in sweep_activations:
         cell = recurrent.SimpleRNNCell(units, activation=activation, recurrent_init="orthogonal")
         variables = cell.init(jax.random.PRNGKey(seed), cell.initialize_carry(None, x_sweep[:, 0].shape), x_sweep[:, 0])
-        for scale in scales:
-            scaled = {"params": {**variables["params"],
-                                 "recurrent_kernel": float(scale) * variables["params"]["recurrent_kernel"]}}
-            grads = hidden_gradients(cell, scaled, x_sweep, read_last)
+
+        def at_scale(scale, cell=cell, variables=variables):
+            scaled = {"params": {**variables["params"], "recurrent_kernel": scale * variables["params"]["recurrent_kernel"]}}
+            return cell_hidden_gradients(cell, scaled, x_sweep, read_last)
+
+        # every scale in one vmapped program: the configurations differ only in values
+        all_grads = jax.jit(jax.vmap(at_scale))(jnp.asarray(scales, jnp.float32)) if len(scales) else []
+        for scale, grads in zip(scales, all_grads):
             result["sweep"].append({"activation": activation, "scale": float(scale),
                                     **profile_summary(safe_norms(grads))})
     return result

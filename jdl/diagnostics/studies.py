@@ -8,11 +8,11 @@
 - `init_study`: He et al. (2015)'s 30-layer ReLU network: the standard deviation of each layer's
   activations under Xavier (shrinks by ≈ 1/√2 per layer) and He (stays constant) initialization.
 - `rnn_study`, `adding_study`, `copy_study`: gradients through time (from `rnn_studies`).
+- `glorot_study`, `he_study`, `pascanu_study`, `noise_scale_study`: papers reproduced (from `papers`).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,9 +20,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jdl import _checks
+from jdl.diagnostics.papers import glorot_study, he_study, noise_scale_study, pascanu_study  # noqa: F401  (re-exported)
 from jdl.diagnostics.rnn_studies import adding_study, copy_study, rnn_study  # noqa: F401  (re-exported)
 from jdl.nn import activations as activations_lib
 from jdl.nn import initializers as initializers_lib
@@ -83,39 +83,46 @@ def kernel_norms(grads: Any) -> np.ndarray:
     return np.asarray([float(jnp.linalg.norm(grads[k]["kernel"])) for k in names])
 
 
-@functools.lru_cache(maxsize=256)
-def _trainer(model: DeepMLP, steps: int, learning_rate: float, clipnorm: float | None):
-    """jit: (variables, x, y) -> (kernel grad norms at init, after `steps` SGD steps, loss per step)."""
-    tx = optax.sgd(learning_rate)
+def _check_depth_grid(activations, inits, depths, width, steps, learning_rate, clipnorm, examples, seeds) -> None:
+    for name in activations:
+        activations_lib.get(name)
+    for name in inits:
+        if name != "large":
+            initializers_lib.get(name)
+    for depth in depths:
+        _checks.check_number(depth, "depths", integer=True, positive=True)
+    _checks.check_number(width, "width", integer=True, positive=True)
+    _checks.check_number(steps, "steps", integer=True, nonnegative=True)
+    _checks.check_number(learning_rate, "learning_rate", positive=True)
+    _checks.check_number(examples, "examples", integer=True, positive=True)
+    _checks.check_number(seeds, "seeds", integer=True, positive=True)
     if clipnorm is not None:
-        tx = optax.chain(optax.clip_by_global_norm(clipnorm), tx)
+        _checks.check_number(clipnorm, "clipnorm", positive=True)
 
-    def loss_fn(params, state, x, y):
-        logits, updates = model.apply({"params": params, **state}, x, train=True, mutable=list(state))
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), updates
 
-    def grads_of(params, state, x, y):
-        (loss, updates), g = jax.value_and_grad(loss_fn, has_aux=True)(params, state, x, y)
-        return loss, updates, g
+def _seed_summary(values: np.ndarray, seeds: int) -> dict[str, Any]:
+    """One seed: the values; k seeds: their mean, "…_spread" (std over seeds) and "…_seeds" (k rows)."""
+    if seeds == 1:
+        return {"": values[0].tolist()}
+    return {"": values.mean(axis=0).tolist(), "_spread": values.std(axis=0).tolist(), "_seeds": values.tolist()}
 
-    def run(variables, x, y):
-        params = variables["params"]
-        state = {k: v for k, v in variables.items() if k != "params"}
-        _, _, g0 = grads_of(params, state, x, y)
-        if steps == 0:
-            return g0, g0, jnp.zeros((0,))
 
-        def step(carry, _):
-            params, state, opt = carry
-            loss, updates, g = grads_of(params, state, x, y)
-            change, opt = tx.update(g, opt, params)
-            return (optax.apply_updates(params, change), {**state, **updates}, opt), loss
-
-        (params, state, _), losses = jax.lax.scan(step, (params, state, tx.init(params)), None, length=steps)
-        _, _, g1 = grads_of(params, state, x, y)
-        return g0, g1, losses
-
-    return jax.jit(run)
+def _depth_record(act, init, depth, bn, res, g0, g1, losses, steps: int, seeds: int) -> dict[str, Any]:
+    """A depth-study record from one configuration's per-seed norms g0, g1 (k, L) and losses (k, steps)."""
+    record: dict[str, Any] = {"activation": act, "init": init, "depth": int(depth), "batch_norm": bool(bn),
+                              "residual": bool(res)}
+    record.update({f"init_norms{k}": v for k, v in _seed_summary(g0, seeds).items()})
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = g0[:, 0].astype(np.float64) / g0[:, -1]
+        first_to_last = float(ratios[0]) if seeds == 1 else float(np.exp(np.mean(np.log(ratios))))
+    record["first_to_last"] = first_to_last
+    if seeds > 1:
+        record["first_to_last_seeds"] = ratios.tolist()
+    if steps:
+        record.update({f"trained_norms{k}": v for k, v in _seed_summary(g1, seeds).items()})
+        record.update({f"losses{k}": v for k, v in _seed_summary(losses, seeds).items()})
+        record.update(final_loss=float(np.mean(losses[:, -1])), finite=bool(np.all(np.isfinite(losses))))
+    return record
 
 
 def depth_study(
@@ -131,47 +138,61 @@ def depth_study(
     clipnorm: float | None = None,
     examples: int = 512,
     seed: int = 0,
+    seeds: int = 1,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Per-layer ‖∂L/∂W_l‖ of DeepMLPs on digits over the grid, at init and after `steps` full-batch SGD steps.
 
     Each record holds the configuration, "init_norms" (Dense_0 … head), "first_to_last" =
     ‖∂L/∂W_0‖ / ‖∂L/∂W_head‖ at init, and with steps > 0 "trained_norms", "losses" (per step),
-    "final_loss" and "finite" (False when training diverged).
+    "final_loss" and "finite" (False when training diverged). seeds = k repeats every
+    configuration with seeds seed … seed + k - 1 (initialization and data subset): the lists are
+    then means over seeds with "…_spread" (std over seeds) and "…_seeds" beside them, and
+    first_to_last is the geometric mean of the per-seed ratios. All initializers and seeds of one
+    (activation, batch norm, residual) run through one compiled program per depth, hidden layers
+    under lax.scan (`stacked_mlp`); `progress` shows a tqdm bar over configurations.
     """
-    for name in activations:
-        activations_lib.get(name)
-    for name in inits:
-        if name != "large":
-            initializers_lib.get(name)
-    for depth in depths:
-        _checks.check_number(depth, "depths", integer=True, positive=True)
-    _checks.check_number(width, "width", integer=True, positive=True)
-    _checks.check_number(steps, "steps", integer=True, nonnegative=True)
-    _checks.check_number(learning_rate, "learning_rate", positive=True)
-    if clipnorm is not None:
-        _checks.check_number(clipnorm, "clipnorm", positive=True)
-    x, y = _digits(examples, seed)
-    records = []
-    for act in activations:
-        for init in inits:
-            for depth in depths:
-                for bn in batch_norm:
-                    for res in residual:
-                        model = DeepMLP(width=width, depth=int(depth), activation=act, kernel_init=init,
-                                        batch_norm=bool(bn), residual=bool(res))
-                        variables = model.init(jax.random.PRNGKey(seed), x[:2])
-                        g0, g1, losses = _trainer(model, int(steps), float(learning_rate), clipnorm)(variables, x, y)
-                        init_norms = kernel_norms(g0)
-                        record = {"activation": act, "init": init, "depth": int(depth), "batch_norm": bool(bn),
-                                  "residual": bool(res), "init_norms": init_norms.tolist(),
-                                  "first_to_last": float(init_norms[0] / init_norms[-1])}
-                        if steps:
-                            losses = np.asarray(losses)
-                            record.update(trained_norms=kernel_norms(g1).tolist(), losses=losses.tolist(),
-                                          final_loss=float(losses[-1]), finite=bool(np.all(np.isfinite(losses))))
-                        records.append(record)
+    from jdl.diagnostics import stacked_mlp
+
+    _check_depth_grid(activations, inits, depths, width, steps, learning_rate, clipnorm, examples, seeds)
+    seed_list = [seed + k for k in range(seeds)]
+    data = [_digits(examples, s) for s in seed_list]
+    batch = [(init, s) for init in inits for s in range(seeds)]
+    stacked_params: dict[tuple, Any] = {}
+
+    def params_of(depth: int, bn: bool, res: bool) -> Any:
+        key = (depth, bn, res)
+        if key not in stacked_params:
+            if any(k[1:] != (bn, res) for k in stacked_params):
+                stacked_params.clear()
+            per_config = []
+            for init, s in batch:
+                model = DeepMLP(width=width, depth=depth, kernel_init=init, batch_norm=bn, residual=res)
+                variables = model.init(jax.random.PRNGKey(seed_list[s]), data[s][0][:2])
+                per_config.append(stacked_mlp.stack_variables(variables, depth, bn))
+            stacked_params[key] = per_config
+        return stacked_params[key]
+
+    from tqdm.auto import tqdm
+
+    results = {}
+    groups = [(depth, bn, res, act) for bn in batch_norm for res in residual for act in activations for depth in depths]
+    bar = tqdm(total=len(groups) * len(batch), unit="config", desc="depth study", disable=not progress)
+    for depth, bn, res, act in groups:
+        bar.set_postfix_str(f"{act}, depth {depth}{', bn' if bn else ''}{', res' if res else ''}")
+        run = stacked_mlp.trainer(act, bool(bn), bool(res), int(steps), float(learning_rate), clipnorm)
+        outputs = [run(p, data[s][0], data[s][1]) for p, (_, s) in zip(params_of(int(depth), bool(bn), bool(res)), batch)]
+        g0, g1, losses = (np.stack(a) for a in zip(*jax.device_get(outputs)))
+        for i, init in enumerate(inits):
+            rows = slice(i * seeds, (i + 1) * seeds)
+            results[act, init, depth, bn, res] = _depth_record(act, init, depth, bn, res, g0[rows], g1[rows],
+                                                               losses[rows], steps, seeds)
+        bar.update(len(batch))
+    bar.close()
+    records = [results[act, init, depth, bn, res] for act in activations for init in inits for depth in depths
+               for bn in batch_norm for res in residual]
     return {"study": "depth", "width": width, "steps": steps, "learning_rate": learning_rate,
-            "clipnorm": clipnorm, "examples": int(len(x)), "records": records}
+            "clipnorm": clipnorm, "examples": int(len(data[0][0])), "seeds": seeds, "records": records}
 
 
 def init_study(depth: int = 30, width: int = 512, inits: Sequence[str] = ("xavier_normal", "he_normal"),

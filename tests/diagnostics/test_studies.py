@@ -6,6 +6,35 @@ import optax
 import pytest
 
 from jdl.diagnostics import studies
+from tests.diagnostics.depth_reference import reference_depth_study
+
+
+def test_depth_study_equals_the_per_configuration_flax_computation_it_replaced():
+    grid = dict(activations=("tanh",), inits=("uniform", "large"), depths=(3,), batch_norm=(False, True),
+                residual=(True,))
+    options = dict(width=12, steps=4, learning_rate=0.05, clipnorm=1.0, examples=48)
+    result = studies.depth_study(**grid, **options)
+    expected = reference_depth_study(**grid, **options)
+    assert len(result["records"]) == len(expected) == 2 * 2
+    for record, reference in zip(result["records"], expected):
+        for key in ("init_norms", "trained_norms", "losses"):
+            np.testing.assert_allclose(record[key], reference[key], rtol=2e-4, err_msg=f"{key} of {record}")
+        assert record["first_to_last"] == pytest.approx(reference["first_to_last"], rel=2e-4)
+
+
+def test_depth_study_with_seeds_averages_the_single_seed_runs():
+    grid = dict(activations=("tanh",), inits=("xavier_normal",), depths=(2,), batch_norm=(False,), width=8,
+                steps=2, examples=32)
+    result = studies.depth_study(**grid, seed=3, seeds=2)
+    runs = [studies.depth_study(**grid, seed=s)["records"][0] for s in (3, 4)]
+    record = result["records"][0]
+    for key in ("init_norms", "trained_norms", "losses"):
+        per_seed = np.asarray([r[key] for r in runs])
+        np.testing.assert_allclose(record[f"{key}_seeds"], per_seed, rtol=1e-5)
+        np.testing.assert_allclose(record[key], per_seed.mean(axis=0), rtol=1e-5)
+        np.testing.assert_allclose(record[f"{key}_spread"], per_seed.std(axis=0), rtol=1e-4, atol=1e-9)
+    assert record["first_to_last"] == pytest.approx(np.sqrt(runs[0]["first_to_last"] * runs[1]["first_to_last"]))
+    assert record["finite"] and record["final_loss"] == pytest.approx(np.mean([r["losses"][-1] for r in runs]))
 
 
 def test_init_study_xavier_halves_the_variance_per_relu_layer_and_he_keeps_it():
@@ -22,38 +51,6 @@ def test_depth_study_shows_vanishing_for_sigmoid_with_uniform_init_and_not_for_r
     assert ratio[("sigmoid", "uniform")] < 1e-4
     assert ratio[("relu", "he_normal")] > 1e-2
     assert all(len(r["init_norms"]) == 8 for r in result["records"]), "input layer + 6 hidden + head"
-
-
-def test_depth_study_norms_and_training_equal_an_independent_computation():
-    result = studies.depth_study(activations=("tanh",), inits=("xavier_normal",), depths=(3,), batch_norm=(True,),
-                                 residual=(True,), width=16, steps=5, learning_rate=0.05, clipnorm=1.0, examples=64)
-    record = result["records"][0]
-    x, y = studies._digits(64, 0)
-    model = studies.DeepMLP(width=16, depth=3, activation="tanh", kernel_init="xavier_normal", batch_norm=True, residual=True)
-    variables = model.init(jax.random.PRNGKey(0), x[:2])
-    params, state = variables["params"], {"batch_stats": variables["batch_stats"]}
-    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(0.05))
-    opt = tx.init(params)
-
-    def loss_fn(p, s):
-        logits, updates = model.apply({"params": p, **s}, x, train=True, mutable=["batch_stats"])
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), updates
-
-    value_and_grad = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
-    losses = []
-    for step in range(6):
-        (loss, updates), grads = value_and_grad(params, state)
-        norms = [float(np.linalg.norm(grads[f"Dense_{i}"]["kernel"])) for i in range(5)]
-        if step == 0:
-            np.testing.assert_allclose(record["init_norms"], norms, rtol=1e-4)
-        if step == 5:
-            np.testing.assert_allclose(record["trained_norms"], norms, rtol=1e-3)
-            break
-        losses.append(float(loss))
-        change, opt = tx.update(grads, opt, params)
-        params, state = optax.apply_updates(params, change), {**state, **updates}
-    np.testing.assert_allclose(record["losses"], losses, rtol=1e-4)
-    assert record["finite"]
 
 
 def test_study_arguments_are_checked():

@@ -24,14 +24,18 @@ def depth_report(result: dict[str, Any]) -> Report:
         deepest = [r for r in group if r["depth"] == depths[-1]]
         fig, ax = plt.subplots(figsize=(9, 5))
         for r in deepest:
-            ax.semilogy(range(len(r["init_norms"])), r["init_norms"], marker=".", label=f"{r['activation']} + {r['init']}")
+            line, = ax.semilogy(range(len(r["init_norms"])), r["init_norms"], marker=".",
+                                label=f"{r['activation']} + {r['init']}")
+            _seed_band(ax, r, "init_norms", line)
         ax.set_xlabel("layer (0 = input layer, last = output head)")
         ax.set_ylabel("‖∂L/∂W‖ at initialization (log scale)")
         ax.set_title(f"depth {depths[-1]}, batch norm {'on' if bn else 'off'}, residual {'on' if res else 'off'}")
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=7, ncol=1, loc="center left", bbox_to_anchor=(1.01, 0.5))
         ax.grid(True, which="both", alpha=0.3)
+        seeds = result.get("seeds", 1)
         section = Section(f"Batch norm {'on' if bn else 'off'}, residual {'on' if res else 'off'}",
-                          paragraphs=["Each line is one network's gradient norm per weight layer at initialization. "
+                          paragraphs=[(f"Means over {seeds} seeds, bands ± one std over seeds. " if seeds > 1 else "")
+                                      + "Each line is one network's gradient norm per weight layer at initialization. "
                                       "A line rising steeply to the right means the first layers receive orders of "
                                       "magnitude less gradient than the last (vanishing); a line far above 1 explodes."])
         section.figures.append((figure_png(fig), f"per-layer gradient norms, depth {depths[-1]}"))
@@ -48,15 +52,24 @@ def depth_report(result: dict[str, Any]) -> Report:
         if result.get("steps"):
             fig, ax = plt.subplots(figsize=(9, 4))
             for r in deepest:
-                ax.plot(r["losses"], label=f"{r['activation']} + {r['init']}")
+                line, = ax.plot(r["losses"], label=f"{r['activation']} + {r['init']}")
+                _seed_band(ax, r, "losses", line)
             ax.set_xlabel("SGD step")
             ax.set_ylabel("training loss (cross-entropy)")
             ax.set_yscale("log")
-            ax.legend(fontsize=7, ncol=2)
+            ax.legend(fontsize=7, ncol=1, loc="center left", bbox_to_anchor=(1.01, 0.5))
             section.figures.append((figure_png(fig), f"training loss, depth {depths[-1]}"))
         report.sections.append(section)
     report.findings = depth_findings(records)
     return report
+
+
+def _seed_band(ax: Any, record: dict[str, Any], key: str, line: Any) -> None:
+    """Shade mean ± std over seeds around a curve when the record holds several seeds."""
+    if f"{key}_spread" in record:
+        mean, spread = np.asarray(record[key], np.float64), np.asarray(record[f"{key}_spread"], np.float64)
+        ax.fill_between(np.arange(len(mean)), np.maximum(mean - spread, mean * 1e-3), mean + spread,
+                        color=line.get_color(), alpha=0.15, linewidth=0)
 
 
 def depth_findings(records: Sequence[dict[str, Any]]) -> list[str]:
