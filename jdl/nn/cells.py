@@ -73,6 +73,10 @@ class _Cell(nn.RNNCellBase):
         """h_{t-1} U (batch, G·units): the recurrent half of every gate's pre-activation."""
         return h @ self.recurrent_kernel
 
+    def recurrent_weights(self) -> tuple[jax.Array, jax.Array | None]:
+        """(U (units, G·units), b_rec (G·units,) or None): `recurrent_product(h)` = h U (+ b_rec)."""
+        return self.recurrent_kernel, None
+
     @nn.nowrap
     def combine(self, carry: Carry, projected: jax.Array, recurrent: jax.Array) -> tuple[Carry, jax.Array]:
         """The gates from p_t = x_t W + b and r_t = `recurrent_product(h_{t-1})`: (new carry, h_t). No parameters."""
@@ -210,6 +214,9 @@ class GRUCell(_Cell):
     def recurrent_product(self, h: jax.Array) -> jax.Array:
         """h_{t-1} U + b_rec (batch, 3·units)."""
         return h @ self.recurrent_kernel + self.recurrent_bias
+
+    def recurrent_weights(self) -> tuple[jax.Array, jax.Array | None]:
+        return self.recurrent_kernel, self.recurrent_bias
 
     @nn.nowrap
     def combine(self, carry: jax.Array, projected: jax.Array, recurrent: jax.Array) -> tuple[jax.Array, jax.Array]:
