@@ -73,6 +73,7 @@ class _Cell(nn.RNNCellBase):
         """h_{t-1} U (batch, G·units): the recurrent half of every gate's pre-activation."""
         return h @ self.recurrent_kernel
 
+    @nn.nowrap
     def recurrent_weights(self) -> tuple[jax.Array, jax.Array | None]:
         """(U (units, G·units), b_rec (G·units,) or None): `recurrent_product(h)` = h U (+ b_rec)."""
         return self.recurrent_kernel, None
@@ -215,6 +216,7 @@ class GRUCell(_Cell):
         """h_{t-1} U + b_rec (batch, 3·units)."""
         return h @ self.recurrent_kernel + self.recurrent_bias
 
+    @nn.nowrap
     def recurrent_weights(self) -> tuple[jax.Array, jax.Array | None]:
         return self.recurrent_kernel, self.recurrent_bias
 

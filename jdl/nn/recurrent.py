@@ -195,8 +195,8 @@ class Bidirectional(nn.Module):
 
     merge="concat": [h_fwd, h_bwd] (…, units_f + units_b); merge="sum": h_fwd + h_bwd (equal units).
     The backward outputs are aligned with the forward ones in time; with return_sequences=False the
-    merge is of the forward's last valid output and the backward's output at t = 0. With
-    return_state: (outputs, forward carry, backward carry).
+    merge is of the forward's last valid output and the backward's output at t = 0. seq_lengths and
+    mask as in `Recurrent`. With return_state: (outputs, forward carry, backward carry).
     """
 
     forward_cell: _Cell
@@ -223,7 +223,7 @@ class Bidirectional(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, seq_lengths: jax.Array | None = None,
-                 initial_state: tuple[Carry, Carry] | None = None):
+                 initial_state: tuple[Carry, Carry] | None = None, mask: jax.Array | None = None):
         x = check_sequence(x)
         if initial_state is not None and (not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2):
             raise ValueError(
@@ -231,9 +231,9 @@ class Bidirectional(nn.Module):
             )
         first, second = (None, None) if initial_state is None else initial_state
         options = dict(return_sequences=self.return_sequences, return_state=True, unroll=self.unroll)
-        out_f, carry_f = Recurrent(detached(self.forward_cell), name="forward", **options)(x, seq_lengths, first)
+        out_f, carry_f = Recurrent(detached(self.forward_cell), name="forward", **options)(x, seq_lengths, first, mask)
         out_b, carry_b = Recurrent(detached(self.backward_cell), reverse=True, name="backward", **options)(
-            x, seq_lengths, second)
+            x, seq_lengths, second, mask)
         outputs = jnp.concatenate([out_f, out_b], axis=-1) if self.merge == "concat" else out_f + out_b
         return (outputs, carry_f, carry_b) if self.return_state else outputs
 
@@ -244,7 +244,8 @@ class StackedRecurrent(nn.Module):
     x (batch, time, features) -> (batch, time, units_last) if return_sequences else (batch, units_last);
     with return_state, (outputs, [final carry of each layer]). bidirectional: each layer is a
     `Bidirectional` (merge "concat") of its cell and a copy of it. dropout: inverted dropout on the
-    sequence between layers, in training only (rng stream "dropout").
+    sequence between layers, in training only (rng stream "dropout"). seq_lengths and mask
+    (batch, time) bool as in `Recurrent`, for every layer.
     """
 
     cells: Sequence[_Cell]
@@ -269,7 +270,8 @@ class StackedRecurrent(nn.Module):
         super().__post_init__()
 
     @nn.compact
-    def __call__(self, x: jax.Array, seq_lengths: jax.Array | None = None, train: bool = False):
+    def __call__(self, x: jax.Array, seq_lengths: jax.Array | None = None, train: bool = False,
+                 mask: jax.Array | None = None):
         x = check_sequence(x)
         carries = []
         last = len(self.cells) - 1
@@ -277,11 +279,12 @@ class StackedRecurrent(nn.Module):
             sequences = self.return_sequences or index < last
             if self.bidirectional:
                 out = Bidirectional(detached(layer_cell), detached(layer_cell), return_sequences=sequences,
-                                    return_state=True, unroll=self.unroll, name=f"layer_{index}")(x, seq_lengths)
+                                    return_state=True, unroll=self.unroll, name=f"layer_{index}")(
+                    x, seq_lengths, None, mask)
                 x, carry = out[0], out[1:]
             else:
                 x, carry = Recurrent(detached(layer_cell), return_sequences=sequences, return_state=True, unroll=self.unroll,
-                                     name=f"layer_{index}")(x, seq_lengths)
+                                     name=f"layer_{index}")(x, seq_lengths, None, mask)
             carries.append(carry)
             if self.dropout and index < last:
                 x = nn.Dropout(self.dropout, deterministic=not train)(x)

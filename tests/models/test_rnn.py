@@ -110,3 +110,43 @@ def test_bad_arguments():
         model.init(jax.random.key(0), (jnp.ones((2, 4, 1)), np.array([5, 1])))
     with pytest.raises(ValueError, match=r"x must have shape \(batch, features\)"):
         SequenceGenerator(units=2).init(jax.random.key(0), jnp.ones((2, 3, 1)))
+
+
+def test_token_models_skip_zero_padding_as_keras_mask_zero(x64):
+    """mask_zero: a padded verse gives the logits of its unpadded tokens alone, in both directions of a
+    Bidirectional stack; the tagger's outputs at real steps are those of the unpadded sequence."""
+    rng = np.random.default_rng(3)
+    lengths = np.array([5, 2, 4])
+    tokens = rng.integers(1, 7, (3, 5)) * (np.arange(5)[None, :] < lengths[:, None])
+    for model in (SequenceClassifier(cell="lstm", units=3, layers=2, bidirectional=True, outputs=2, vocab_size=7,
+                                     embed_dim=2, mask_zero=True),
+                  SequenceTagger(cell="gru", units=3, bidirectional=True, outputs=2, vocab_size=7, embed_dim=2,
+                                 mask_zero=True)):
+        params = random_variables(model, jnp.asarray(tokens), dtype=np.float64)
+        apply = jax.jit(model.apply)
+        padded = np.asarray(apply(params, jnp.asarray(tokens)))
+        for s, length in enumerate(lengths):
+            alone = np.asarray(apply(params, jnp.asarray(tokens[s:s + 1, :length])))[0]
+            got = padded[s] if padded.ndim == 2 else padded[s, :length]
+            np.testing.assert_allclose(got, alone, rtol=1e-10, atol=1e-12)
+    unmasked = SequenceClassifier(cell="lstm", units=3, outputs=2, vocab_size=7, embed_dim=2)
+    params = random_variables(unmasked, jnp.asarray(tokens), dtype=np.float64)
+    assert not np.allclose(unmasked.apply(params, jnp.asarray(tokens[1:2])),
+                           unmasked.apply(params, jnp.asarray(tokens[1:2, :2]))), "without mask_zero, padding is read"
+
+
+def test_token_inputs_bad_values_are_named():
+    model = SequenceClassifier(units=2, vocab_size=5, embed_dim=2, mask_zero=True)
+    variables = random_variables(model, jnp.ones((2, 3), jnp.int32))
+    with pytest.raises(ValueError, match=r"x must hold token ids in \[0, 4\] \(vocab_size=5\), got values from 0 to 5"):
+        model.apply(variables, np.array([[1, 2, 5], [0, 0, 0]]))
+    with pytest.raises(TypeError, match="x must be an integer array of token ids"):
+        model.apply(variables, "some words")
+    with pytest.raises(TypeError, match="dtype float"):
+        model.apply(variables, np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, time\) of token ids"):
+        model.apply(variables, np.ones((2, 3, 1), np.int32))
+    with pytest.raises(ValueError, match="mask_zero=True needs token inputs: set vocab_size"):
+        SequenceTagger(mask_zero=True)
+    with pytest.raises(ValueError, match="vocab_size must be > 0"):
+        SequenceClassifier(vocab_size=0)
