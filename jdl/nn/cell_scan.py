@@ -40,14 +40,16 @@ def _hold(keep: jax.Array | None, new: Carry, old: Carry) -> Carry:
     return jax.tree_util.tree_map(lambda a, b: jnp.where(keep[:, None] > 0, a, b), new, old)
 
 
-def _plain(combine: Combine, output: Output, unroll: int, kernel, bias, projected, carry, keep, perturbation):
-    """The carries after every step, a tree of (T, batch, ...) leaves, by a plain `lax.scan`."""
+def _plain(combine: Combine, output: Output, unroll: int, kernel, bias, projected, carry, keep, perturbation,
+           keep_products: bool = False):
+    """The carries after every step, a tree of (T, batch, ...) leaves, by a plain `lax.scan` (and every r_t)."""
 
     def body(carry, inputs):
         p, k, e = inputs
-        new, _ = combine(carry, p, _recurrent_product(output(carry), kernel, bias, e))
+        r = _recurrent_product(output(carry), kernel, bias, e)
+        new, _ = combine(carry, p, r)
         new = _hold(k, new, carry)
-        return new, new
+        return new, ((new, r) if keep_products else new)
 
     return jax.lax.scan(body, carry, (projected, keep, perturbation), unroll=unroll)[1]
 
@@ -57,22 +59,24 @@ def _previous(carry0: Carry, carries: Carry) -> Carry:
     return jax.tree_util.tree_map(lambda c0, cs: jnp.concatenate([c0[None], cs[:-1]], axis=0), carry0, carries)
 
 
-def _fast(combine: Combine, output: Output, unroll: int) -> Callable:
-    """The scan of `_plain` with the fast backward pass, as a custom_vjp of (kernel, bias, projected, carry0, keep, e)."""
+def _fast(combine: Combine, output: Output, unroll: int, additive: bool) -> Callable:
+    """The scan of `_plain` with the fast backward pass, as a custom_vjp of (kernel, bias, projected, carry0, keep, e).
+
+    additive: the gates read p_t + r_t only (SimpleRNN, LSTM), so ∂L/∂p_t = ρ_t and one stack serves both.
+    """
 
     @jax.custom_vjp
     def scan(kernel, bias, projected, carry, keep, perturbation):
         return _plain(combine, output, unroll, kernel, bias, projected, carry, keep, perturbation)
 
     def forward(kernel, bias, projected, carry, keep, perturbation):
-        carries = _plain(combine, output, unroll, kernel, bias, projected, carry, keep, perturbation)
-        return carries, (kernel, bias, projected, carry, keep, perturbation, carries)
+        carries, products = _plain(combine, output, unroll, kernel, bias, projected, carry, keep, perturbation,
+                                   keep_products=True)
+        return carries, (kernel, bias, projected, carry, keep, perturbation, carries, products)
 
     def backward(residuals, cotangents):
-        kernel, bias, projected, carry0, keep, perturbation, carries = residuals
+        kernel, bias, projected, carry0, keep, perturbation, carries, products = residuals
         previous = _previous(carry0, carries)
-        h_prev = output(previous)
-        recurrent = _recurrent_product(h_prev, kernel, bias, perturbation)
 
         def gates(carry, p, r):
             return combine(carry, p, r)[0]
@@ -88,16 +92,18 @@ def _fast(combine: Combine, output: Output, unroll: int) -> Callable:
             if k is not None:
                 held = jax.tree_util.tree_map(lambda d: jnp.where(k[:, None] > 0, 0, d), d_new)
                 d_prev = jax.tree_util.tree_map(jnp.add, d_prev, held)
-            return d_prev, (d_p, d_r)
+            return d_prev, (d_r if additive else (d_p, d_r))
 
         zeros = jax.tree_util.tree_map(jnp.zeros_like, carry0)
-        d_carry0, (d_projected, d_recurrent) = jax.lax.scan(
-            body, zeros, (cotangents, previous, projected, recurrent, keep), reverse=True, unroll=unroll)
-        d_kernel = jnp.einsum("tbh,tbg->hg", h_prev, d_recurrent).astype(kernel.dtype)
+        d_carry0, steps = jax.lax.scan(
+            body, zeros, (cotangents, previous, projected, products, keep), reverse=True, unroll=unroll)
+        d_projected, d_recurrent = (steps, steps) if additive else steps
+        h_prev = output(previous)
+        d_kernel = (h_prev.reshape(-1, h_prev.shape[-1]).T @ d_recurrent.reshape(-1, d_recurrent.shape[-1]))
         d_bias = None if bias is None else d_recurrent.sum(axis=(0, 1)).astype(bias.dtype)
         d_keep = None if keep is None else jnp.zeros_like(keep)
         d_perturbation = None if perturbation is None else d_recurrent.astype(perturbation.dtype)
-        return d_kernel, d_bias, d_projected, d_carry0, d_keep, d_perturbation
+        return d_kernel.astype(kernel.dtype), d_bias, d_projected, d_carry0, d_keep, d_perturbation
 
     scan.defvjp(forward, backward)
     return scan
@@ -105,17 +111,18 @@ def _fast(combine: Combine, output: Output, unroll: int) -> Callable:
 
 def scan_cell(combine: Combine, output: Output, kernel: jax.Array, bias: jax.Array | None, projected: jax.Array,
               carry: Carry, keep: jax.Array | None = None, perturbation: jax.Array | None = None, *,
-              unroll: int = 1, fast_grad: bool = True) -> Carry:
+              unroll: int = 1, fast_grad: bool = True, additive: bool = False) -> Carry:
     """The carry after every step: a tree like `carry` with leaves (T, batch, ...), time-major.
 
     combine(carry, p_t, r_t) -> (new carry, h_t): the cell's gates; output(carry) -> h (batch, units).
     kernel U (units, G·units), bias b_rec (G·units,) or None, projected p (T, batch, G·units),
     carry: the initial carry, keep (T, batch) float (1: run the step, 0: hold the carry) or None,
     perturbation e (T, batch, G·units) or None (added to every r_t). fast_grad: the custom backward
-    pass (module docstring); False: the plain scan, differentiable in every mode. T must be > 0.
+    pass (module docstring); False: the plain scan, differentiable in every mode. additive: combine
+    reads only p_t + r_t (its gradients w.r.t. both are equal; saves one stack). T must be > 0.
     """
     if fast_grad:
-        return _fast(combine, output, unroll)(kernel, bias, projected, carry, keep, perturbation)
+        return _fast(combine, output, unroll, additive)(kernel, bias, projected, carry, keep, perturbation)
     return _plain(combine, output, unroll, kernel, bias, projected, carry, keep, perturbation)
 
 

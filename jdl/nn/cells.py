@@ -37,6 +37,7 @@ class _Cell(nn.RNNCellBase):
     param_dtype: Any = jnp.float32
 
     gates: ClassVar[int] = 1
+    additive: ClassVar[bool] = False  # combine reads only p_t + r_t (then ∂/∂p_t = ∂/∂r_t)
 
     def __post_init__(self) -> None:
         _check_unit_count(self.units)
@@ -123,6 +124,7 @@ class SimpleRNNCell(_Cell):
     activation: str | Callable[[jax.Array], jax.Array] = "tanh"
 
     gates: ClassVar[int] = 1
+    additive: ClassVar[bool] = True
 
     @nn.nowrap
     def _check_activations(self) -> None:
@@ -147,6 +149,7 @@ class LSTMCell(_Cell):
     unit_forget_bias: bool = True
 
     gates: ClassVar[int] = 4
+    additive: ClassVar[bool] = True
 
     @nn.nowrap
     def _check_activations(self) -> None:
