@@ -16,7 +16,11 @@ product of the workload's shapes, and, as a second bound, the sequential part al
 dependent (B, H) x (H, 4H) products in a `lax.scan` (forward h U, backward ρ Uᵀ and, for plain
 JAX, hᵀρ), which no reordering removes.
 
-Run: python benchmarks/lstm_step.py [--repeats 9] [--more] [--quick]
+--single-thread: XLA on one thread (set before JAX starts) against torch's one-thread row, results
+in results/lstm_step_single_thread.json: CPU time is then the work done, with no thread-pool
+spinning, the comparison least moved by other processes' load.
+
+Run: python benchmarks/lstm_step.py [--repeats 9] [--more] [--single-thread] [--quick]
 """
 
 from __future__ import annotations
@@ -24,6 +28,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+SINGLE_THREAD = "--single-thread" in sys.argv
+if SINGLE_THREAD:  # before JAX starts its CPU backend
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
 
 import flax
 import flax.linen as nn
@@ -102,6 +111,7 @@ def main():
     parser.add_argument("--units", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--more", action="store_true", help="also unroll 2/4 and flax's OptimizedLSTMCell")
+    parser.add_argument("--single-thread", action="store_true", help="XLA and torch on one thread each")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 3 repeats, no JSON")
     args = parser.parse_args()
     if args.quick:
@@ -111,7 +121,7 @@ def main():
     x = np.random.default_rng(0).normal(size=(args.batch, args.time, args.features)).astype(np.float32)
     xj = jnp.asarray(x)
     units = args.units
-    threads = torch.get_num_threads()
+    threads = 1 if args.single_thread else torch.get_num_threads()
     variants = {"torch.nn.LSTM": torch_variant(x, units, threads)}
     if threads > 1:
         variants["torch.nn.LSTM, 1 thread"] = torch_variant(x, units, 1)
@@ -154,13 +164,14 @@ def main():
         "machine": machine_info(jax, load_before, load_after),
         "versions": versions(jax, flax, torch, np),
         "torch_threads": threads,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "reference": "torch.nn.LSTM",
         "results": {name: {"median_ms": t["median_ms"], "min_ms": t["min_ms"], "max_ms": t["max_ms"],
                            "ratio_vs_torch": t["median_ms"] / reference["median_ms"],
                            "min_ratio_vs_best_torch_min": t["min_ms"] / by_min, "cpu_median_ms": cpu[name],
                            "cpu_ratio_vs_torch": cpu[name] / cpu_reference} for name, t in timings.items()},
     }
-    print(f"wrote {write_json('lstm_step', report)}")
+    print(f"wrote {write_json('lstm_step_single_thread' if args.single_thread else 'lstm_step', report)}")
 
 
 if __name__ == "__main__":

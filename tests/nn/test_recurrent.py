@@ -328,16 +328,15 @@ def compress(x, keep):
     return out, keep.sum(1)
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
-def test_mask_skips_steps_as_keras(kind, data, x64):
+def test_mask_skips_steps_as_keras(data, x64):
     """A mask with holes: the final state is the reference on the kept steps; outputs are zero at masked steps."""
     x = data["x"]
     keep = np.array([[1, 0, 1, 1, 0, 1], [0, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1]], bool)
-    layer = Recurrent(KINDS[kind](U), return_sequences=True, return_state=True)
+    layer = Recurrent(LSTMCell(U), return_sequences=True, return_state=True)
     variables = init64(layer, x)
     out, state = jax.jit(lambda v, x, m: layer.apply(v, x, mask=m))(variables, x, keep)
     short, lengths = compress(x, keep)
-    ref_out, ref_state = reference(kind, host(variables["params"]["cell"]), short, lengths)
+    ref_out, ref_state = reference("lstm", host(variables["params"]["cell"]), short, lengths)
     close(state, ref_state)
     for s in range(B):
         close(np.asarray(out)[s][keep[s]], ref_out[s, :lengths[s]])
@@ -348,36 +347,40 @@ def _fast_and_plain(kind, **options):
     return (Recurrent(KINDS[kind](U), fast_grad=True, **options), Recurrent(KINDS[kind](U), fast_grad=False, **options))
 
 
+FAST_GRAD_SETTINGS = {  # every option of the layer in one of the three cells' settings
+    "simple_rnn": (dict(return_sequences=True), {}),
+    "lstm": (dict(reverse=True, return_sequences=True, return_state=True), {"mask": True, "initial_state": True}),
+    "gru": (dict(reverse=True, unroll=2), {"seq_lengths": True}),
+}
+
+
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_fast_gradient_equals_jax_grad_of_the_plain_scan(kind, data, x64):
-    """fast_grad's custom VJP against JAX's own gradient of the same scan, for params, x and the initial state.
-
-    Two settings cover every option: reverse + a mask with holes + an initial state + sequences and
-    state out; seq_lengths + the last output + unroll 2.
-    """
-    x, lengths, r = data["x"], data["lengths"], data["r"]
+    """fast_grad's custom VJP against JAX's own gradient of the same scan (fast_grad=False), for params, x and the
+    initial state: SimpleRNN without options, LSTM reversed with a mask with holes, an initial state and sequence
+    and state outputs, GRU (not additive: ∂/∂p ≠ ∂/∂r) reversed with seq_lengths, the last output and unroll 2."""
+    x, r = data["x"], data["r"]
+    options, uses = FAST_GRAD_SETTINGS[kind]
     keep = np.array([[1, 0, 1, 1, 0, 1], [0, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 0]], bool)
+    inputs = {"mask": keep} if uses.get("mask") else {}
+    if uses.get("seq_lengths"):
+        inputs["seq_lengths"] = data["lengths"]
+    fast, plain = _fast_and_plain(kind, **options)
+    variables = init64(fast, x)
     rng = np.random.default_rng(5)
-    settings = {
-        "reverse_mask_state": (_fast_and_plain(kind, reverse=True, return_sequences=True, return_state=True),
-                               dict(mask=keep)),
-        "lengths_last_unroll": (_fast_and_plain(kind, unroll=2), dict(seq_lengths=lengths)),
-    }
-    for name, ((fast, plain), inputs) in settings.items():
-        variables = init64(fast, x)
-        init = jax.tree_util.tree_map(lambda c: rng.normal(size=c.shape),
-                                      fast.cell.initialize_carry(None, (B, F)))
+    init = (jax.tree_util.tree_map(lambda c: rng.normal(size=c.shape), fast.cell.initialize_carry(None, (B, F)))
+            if uses.get("initial_state") else None)
 
-        def loss(layer, params, x, init):
-            out = layer.apply({"params": params}, x, initial_state=init, **inputs)
-            leaves = jax.tree_util.tree_leaves(out)
-            return jnp.sum(leaves[0] * (r if leaves[0].ndim == 3 else r[:, 0])) + sum(jnp.sum(a ** 2) for a in leaves[1:])
+    def loss(layer, params, x, init):
+        out = layer.apply({"params": params}, x, initial_state=init, **inputs)
+        leaves = jax.tree_util.tree_leaves(out)
+        return jnp.sum(leaves[0] * (r if leaves[0].ndim == 3 else r[:, 0])) + sum(jnp.sum(a ** 2) for a in leaves[1:])
 
-        got = jax.jit(jax.grad(lambda *a: loss(fast, *a), argnums=(0, 1, 2)))(variables["params"], x, init)
-        want = jax.jit(jax.grad(lambda *a: loss(plain, *a), argnums=(0, 1, 2)))(variables["params"], x, init)
-        assert np.abs(jax.flatten_util.ravel_pytree(want)[0]).max() > 1e-2
-        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)
+    both = jax.jit(lambda *a: [jax.grad(lambda *b: loss(layer, *b), argnums=(0, 1, 2))(*a) for layer in (fast, plain)])
+    got, want = both(variables["params"], x, init)
+    assert np.abs(jax.flatten_util.ravel_pytree(want)[0]).max() > 1e-2
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
 def test_fast_grad_false_keeps_forward_mode(data, x64):
