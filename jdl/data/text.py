@@ -1,4 +1,5 @@
-"""Text for word embeddings: shipped corpora, tokenizing, a vocabulary, and word2vec training examples.
+"""Text for word embeddings and classifiers: shipped corpora, tokenizing, a vocabulary, word2vec
+training examples, and a labelled task (which book a verse comes from).
 
 Everything runs in NumPy on the host, vectorised, and every random choice comes from
 `np.random.default_rng(seed)`, so the same seed gives the same examples.
@@ -13,7 +14,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -158,6 +159,73 @@ class Vocabulary:
         if ids.size and (ids.min() < 0 or ids.max() >= len(self)):
             raise ValueError(f"ids must be in [0, {len(self) - 1}], got values from {ids.min()} to {ids.max()}")
         return [self.words[i] for i in ids.reshape(-1)]
+
+
+# -- a labelled task: the book of a verse -----------------------------------------------------------
+
+KJV_BOOKS: tuple[tuple[str, int], ...] = (
+    ("Genesis", 1533), ("Exodus", 1213), ("1 Samuel", 810), ("2 Samuel", 695), ("1 Kings", 816), ("2 Kings", 719))
+"""The books of the shipped "kjv" corpus in order, with their verse counts (one verse per line)."""
+
+PAD, UNKNOWN = "<pad>", "<unk>"
+
+
+class LabelledText(NamedTuple):
+    """tokens (n, max_length) int32 (0: padding after the verse, 1: a word outside the vocabulary),
+    lengths (n,) int32 (tokens before the padding), labels (n,) int32, the vocabulary, and the class names."""
+
+    tokens: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+    vocabulary: Vocabulary
+    classes: tuple[str, ...]
+
+
+def kjv_verses() -> dict[str, list[str]]:
+    """{book: its verses, in order} of the shipped "kjv" corpus, split by `KJV_BOOKS`' verse counts."""
+    lines = load_corpus("kjv").splitlines()
+    if len(lines) != sum(count for _, count in KJV_BOOKS):
+        raise ValueError(f"the kjv corpus must have {sum(c for _, c in KJV_BOOKS)} verses, got {len(lines)} lines")
+    books, start = {}, 0
+    for name, count in KJV_BOOKS:
+        books[name] = lines[start:start + count]
+        start += count
+    return books
+
+
+def verse_books(books: Sequence[str] | None = None, max_length: int = 32, max_vocabulary: int | None = 4000,
+                min_count: int = 2) -> LabelledText:
+    """Which book a verse comes from: each verse of the chosen books (None: all six) as tokens, labelled by its book.
+
+    Words are `tokenize`d; the vocabulary is the `max_vocabulary` words seen at least `min_count`
+    times in the chosen books, after "<pad>" (id 0) and "<unk>" (id 1). A verse keeps its first
+    max_length words. Verses in corpus order; labels index `classes` (the books, in corpus order).
+    """
+    verses = kjv_verses()
+    if books is None:
+        books = list(verses)
+    if isinstance(books, str) or not isinstance(books, Sequence) or not books:
+        raise TypeError(f"books must be a non-empty list of book names {list(verses)}, got {_checks.describe(books)}")
+    for book in books:
+        if book not in verses:
+            close = difflib.get_close_matches(str(book), list(verses), n=2)
+            raise ValueError(f"books must name books of the kjv corpus {list(verses)}, got {book!r}"
+                             + (f"; close: {', '.join(close)}" if close else ""))
+    if len(set(books)) != len(books):
+        raise ValueError(f"books must be distinct, got {list(books)}")
+    _checks.check_number(max_length, "max_length", integer=True, positive=True)
+    classes = tuple(name for name, _ in KJV_BOOKS if name in books)
+    words = [(label, tokenize(verse)) for label, book in enumerate(classes) for verse in verses[book]]
+    vocabulary = Vocabulary.build((w for _, ws in words for w in ws), min_count=min_count, max_size=max_vocabulary,
+                                  specials=(PAD, UNKNOWN))
+    tokens = np.zeros((len(words), max_length), np.int32)
+    lengths = np.zeros(len(words), np.int32)
+    for row, (_, ws) in enumerate(words):
+        ids = vocabulary.encode(ws[:max_length], unknown=1)
+        tokens[row, :ids.size] = ids
+        lengths[row] = ids.size
+    labels = np.asarray([label for label, _ in words], np.int32)
+    return LabelledText(tokens, lengths, labels, vocabulary, classes)
 
 
 # -- word2vec examples -----------------------------------------------------------------------------

@@ -4,6 +4,9 @@ Each is a stack of `layers` recurrent layers of `units` units ("simple_rnn", "ls
 optionally bidirectional) and a Dense head that outputs logits (or regression values). The
 sequence models take x (batch, time, features), or the pair (x, seq_lengths) for padded
 variable-length sequences (seq_lengths (batch,)); the pair passes through `jdl.Trainer` as is.
+With `vocab_size`, SequenceClassifier and SequenceTagger take integer tokens (batch, time) instead
+and start with an `Embedding(vocab_size, embed_dim)`; `mask_zero`: token 0 is padding, and the
+recurrent layers skip it (Keras' `Embedding(mask_zero=True)` before an LSTM).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import jax.numpy as jnp
 
 from jdl import _checks
 from jdl.nn import activations, initializers, recurrent
+from jdl.nn.embedding import Embedding, check_tokens
 
 
 class _RecurrentModel(nn.Module):
@@ -73,20 +77,67 @@ def split_inputs(inputs: Any) -> tuple[jax.Array, jax.Array | None]:
     return x, lengths
 
 
-class SequenceClassifier(_RecurrentModel):
+def split_token_inputs(inputs: Any, vocab_size: int) -> tuple[jax.Array, jax.Array | None]:
+    """(tokens, seq_lengths) from tokens (batch, time) or the pair (tokens, seq_lengths); ids checked < vocab_size when concrete."""
+    if isinstance(inputs, (tuple, list)):
+        if len(inputs) != 2:
+            raise ValueError(
+                f"inputs must be tokens (batch, time) or the pair (tokens, seq_lengths), got a sequence of {len(inputs)}"
+            )
+        tokens, lengths = inputs
+    else:
+        tokens, lengths = inputs, None
+    tokens = check_tokens(tokens, "x", vocab_size, "vocab_size")
+    if tokens.ndim != 2:
+        raise ValueError(f"x must have shape (batch, time) of token ids with vocab_size set, got shape {tuple(tokens.shape)}")
+    if lengths is not None:
+        lengths = recurrent.check_seq_lengths(lengths, tokens.shape[0], tokens.shape[1])
+    return tokens, lengths
+
+
+class _SequenceModel(_RecurrentModel):
+    """A recurrent model over a sequence of features, or of tokens through an Embedding (vocab_size, embed_dim, mask_zero)."""
+
+    vocab_size: int | None = None
+    embed_dim: int = 32
+    mask_zero: bool = False
+
+    def __post_init__(self) -> None:
+        if self.vocab_size is not None:
+            _checks.check_number(self.vocab_size, "vocab_size", integer=True, positive=True)
+        _checks.check_number(self.embed_dim, "embed_dim", integer=True, positive=True)
+        if not isinstance(self.mask_zero, bool):
+            raise TypeError(f"mask_zero must be a bool, got {_checks.describe(self.mask_zero)}")
+        if self.mask_zero and self.vocab_size is None:
+            raise ValueError("mask_zero=True needs token inputs: set vocab_size (token 0 is the padding)")
+        if self.mask_zero and self.vocab_size < 2:
+            raise ValueError(f"vocab_size must be >= 2 with mask_zero (token 0 is padding), got {self.vocab_size}")
+        super().__post_init__()
+
+    def _sequence(self, inputs: Any) -> tuple[jax.Array, jax.Array | None, jax.Array | None]:
+        """(x (batch, time, features), seq_lengths or None, mask (batch, time) or None) from the model's inputs."""
+        if self.vocab_size is None:
+            return (*split_inputs(inputs), None)
+        tokens, lengths = split_token_inputs(inputs, self.vocab_size)
+        x = Embedding(self.vocab_size, self.embed_dim, name="embedding")(tokens)
+        return x, lengths, (tokens != 0) if self.mask_zero else None
+
+
+class SequenceClassifier(_SequenceModel):
     """Many-to-one: x (batch, time, features) -> logits (batch, outputs) from the last valid output.
 
     Recurrent layers (the last one returns its final output; with bidirectional, the forward's last
     valid output and the backward's output at t = 0, concatenated) -> [Dropout] -> Dense(outputs).
     dropout: inverted dropout between layers and before the head, in training only. With a
-    regression loss (mse) it is a sequence regressor.
+    regression loss (mse) it is a sequence regressor. vocab_size: inputs are tokens (batch, time)
+    through Embedding(vocab_size, embed_dim); mask_zero: token 0 is padding, skipped by every layer.
     """
 
     @nn.compact
     def __call__(self, inputs: Any, train: bool = False) -> jax.Array:
-        x, lengths = split_inputs(inputs)
+        x, lengths, mask = self._sequence(inputs)
         h = recurrent.StackedRecurrent(self._cells(), bidirectional=self.bidirectional, dropout=self.dropout,
-                                       unroll=self.unroll, name="recurrent")(x, lengths, train=train)
+                                       unroll=self.unroll, name="recurrent")(x, lengths, train=train, mask=mask)
         if self.dropout:
             h = nn.Dropout(self.dropout, deterministic=not train)(h)
         return self._head()(h)
@@ -95,20 +146,22 @@ class SequenceClassifier(_RecurrentModel):
 RNNClassifier = SequenceClassifier
 
 
-class SequenceTagger(_RecurrentModel):
+class SequenceTagger(_SequenceModel):
     """Many-to-many (equal lengths): x (batch, time, features) -> logits (batch, time, outputs), one per step.
 
     Recurrent layers returning sequences -> [Dropout] -> the same Dense(outputs) at every step. With
     seq_lengths, the recurrent outputs at padded steps are zero (the head then gives its bias);
     give those steps zero weight or ignore them. Trains with sparse_categorical_crossentropy on
-    (batch, time) labels: the loss is averaged over time steps, as in Keras.
+    (batch, time) labels: the loss is averaged over time steps, as in Keras. vocab_size, embed_dim,
+    mask_zero: token inputs as in `SequenceClassifier` (masked steps are padded steps here).
     """
 
     @nn.compact
     def __call__(self, inputs: Any, train: bool = False) -> jax.Array:
-        x, lengths = split_inputs(inputs)
+        x, lengths, mask = self._sequence(inputs)
         h = recurrent.StackedRecurrent(self._cells(), return_sequences=True, bidirectional=self.bidirectional,
-                                       dropout=self.dropout, unroll=self.unroll, name="recurrent")(x, lengths, train=train)
+                                       dropout=self.dropout, unroll=self.unroll, name="recurrent")(
+            x, lengths, train=train, mask=mask)
         if self.dropout:
             h = nn.Dropout(self.dropout, deterministic=not train)(h)
         return self._head()(h)

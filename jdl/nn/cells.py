@@ -37,6 +37,7 @@ class _Cell(nn.RNNCellBase):
     param_dtype: Any = jnp.float32
 
     gates: ClassVar[int] = 1
+    additive: ClassVar[bool] = False  # combine reads only p_t + r_t (then ∂/∂p_t = ∂/∂r_t)
 
     def __post_init__(self) -> None:
         _check_unit_count(self.units)
@@ -72,6 +73,11 @@ class _Cell(nn.RNNCellBase):
     def recurrent_product(self, h: jax.Array) -> jax.Array:
         """h_{t-1} U (batch, G·units): the recurrent half of every gate's pre-activation."""
         return h @ self.recurrent_kernel
+
+    @nn.nowrap
+    def recurrent_weights(self) -> tuple[jax.Array, jax.Array | None]:
+        """(U (units, G·units), b_rec (G·units,) or None): `recurrent_product(h)` = h U (+ b_rec)."""
+        return self.recurrent_kernel, None
 
     @nn.nowrap
     def combine(self, carry: Carry, projected: jax.Array, recurrent: jax.Array) -> tuple[Carry, jax.Array]:
@@ -118,6 +124,7 @@ class SimpleRNNCell(_Cell):
     activation: str | Callable[[jax.Array], jax.Array] = "tanh"
 
     gates: ClassVar[int] = 1
+    additive: ClassVar[bool] = True
 
     @nn.nowrap
     def _check_activations(self) -> None:
@@ -142,6 +149,7 @@ class LSTMCell(_Cell):
     unit_forget_bias: bool = True
 
     gates: ClassVar[int] = 4
+    additive: ClassVar[bool] = True
 
     @nn.nowrap
     def _check_activations(self) -> None:
@@ -210,6 +218,10 @@ class GRUCell(_Cell):
     def recurrent_product(self, h: jax.Array) -> jax.Array:
         """h_{t-1} U + b_rec (batch, 3·units)."""
         return h @ self.recurrent_kernel + self.recurrent_bias
+
+    @nn.nowrap
+    def recurrent_weights(self) -> tuple[jax.Array, jax.Array | None]:
+        return self.recurrent_kernel, self.recurrent_bias
 
     @nn.nowrap
     def combine(self, carry: jax.Array, projected: jax.Array, recurrent: jax.Array) -> tuple[jax.Array, jax.Array]:

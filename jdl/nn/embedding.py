@@ -14,10 +14,11 @@ from jdl import _checks
 from jdl.nn import initializers
 
 
-def check_tokens(tokens: Any, name: str, input_dim: int) -> jax.Array:
+def check_tokens(tokens: Any, name: str, input_dim: int, size_name: str = "input_dim") -> jax.Array:
     """`tokens` as an integer array; TypeError for a non-integer dtype, ValueError for ids outside [0, input_dim).
 
-    The range is checked only on concrete values (not inside `jax.jit`).
+    The range is checked only on concrete values (not inside `jax.jit`); size_name: what the
+    error calls input_dim (a model's "vocab_size").
     """
     if isinstance(tokens, (str, bytes)) or tokens is None:
         raise TypeError(f"{name} must be an integer array of token ids, got {_checks.describe(tokens)}")
@@ -33,7 +34,7 @@ def check_tokens(tokens: Any, name: str, input_dim: int) -> jax.Array:
         low, high = int(values.min()), int(values.max())
         if low < 0 or high >= input_dim:
             raise ValueError(
-                f"{name} must hold token ids in [0, {input_dim - 1}] (input_dim={input_dim}), "
+                f"{name} must hold token ids in [0, {input_dim - 1}] ({size_name}={input_dim}), "
                 f"got values from {low} to {high}"
             )
     return jnp.asarray(tokens)

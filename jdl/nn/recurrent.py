@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jdl import _checks
+from jdl.nn import cell_scan
 from jdl.nn.cells import CELLS, GRUCell, LSTMCell, SimpleRNNCell, _Cell, cell, check_cell  # noqa: F401  (re-exported)
 
 Carry = Any
@@ -85,31 +86,41 @@ def reverse_valid(x: jax.Array, seq_lengths: jax.Array | None) -> jax.Array:
     return jnp.take_along_axis(x, index, axis=1)
 
 
-def _scan_body(masked: bool, emit: bool):
-    def body(cell: _Cell, carry: Carry, inputs: Any):
-        projected, mask = inputs if masked else (inputs, None)
-        new_carry, h = cell.step(carry, projected)
-        if masked:
-            keep = mask[:, None]
-            new_carry = jax.tree_util.tree_map(lambda new, old: jnp.where(keep, new, old), new_carry, carry)
-            h = jnp.where(keep, h, jnp.zeros_like(h))
-        return new_carry, (h if emit else ())
+def check_mask(mask: Any, batch: int, time: int, name: str = "mask") -> jax.Array:
+    """mask as a bool array (batch, time) (Keras' mask: False steps are skipped); TypeError/ValueError naming `name`."""
+    if isinstance(mask, (str, bytes)) or not hasattr(mask, "dtype") and not isinstance(mask, (list, tuple)):
+        raise TypeError(f"{name} must be a bool array (batch, time), got {_checks.describe(mask)}")
+    mask = jnp.asarray(mask)
+    if mask.dtype != jnp.bool_:
+        raise TypeError(f"{name} must be a bool array (batch, time), got an array of dtype {mask.dtype}")
+    if mask.shape != (batch, time):
+        raise ValueError(f"{name} must have shape (batch, time) = ({batch}, {time}), got shape {tuple(mask.shape)}")
+    return mask
 
-    return body
+
+def step_mask(batch: int, time: int, lengths: jax.Array | None, mask: jax.Array | None) -> jax.Array | None:
+    """(batch, time) bool: the steps that run, t < L_b and mask[b, t]; None when every step runs."""
+    keep = None if lengths is None else jnp.arange(time)[None, :] < lengths[:, None]
+    if mask is not None:
+        keep = mask if keep is None else keep & mask
+    return keep
 
 
 class Recurrent(nn.Module):
-    """Runs a cell over a sequence with one `flax.linen.scan`: x (batch, time, features) -> outputs.
+    """Runs a cell over a sequence with one `lax.scan`: x (batch, time, features) -> outputs.
 
     The input projection x W + b is computed for all steps before the scan (time-major, one matrix
-    product); each scanned step adds
-    h_{t-1} U and applies the gates. seq_lengths (batch,): steps t ≥ L_b leave the carry unchanged and
-    give zero outputs. reverse: each sequence is read backwards (only its first L_b steps, as Keras
-    and cuDNN do) and the outputs are returned in the original time order. Returns outputs
-    (batch, time, units) if return_sequences else the last valid output (batch, units) (for
-    reverse, the output after reading the whole sequence backwards); with return_state,
-    (outputs, final carry) where the carry is h, or (c, h) for an LSTM. unroll: steps per scan
-    iteration.
+    product); each scanned step adds h_{t-1} U and applies the gates (`jdl.nn.cell_scan`).
+    seq_lengths (batch,): steps t ≥ L_b leave the carry unchanged and give zero outputs; mask
+    (batch, time) bool, as Keras' mask: steps where it is False do the same (both may be given).
+    reverse: each sequence is read backwards (with seq_lengths only its first L_b steps, as Keras
+    and cuDNN do; with a mask alone, the whole sequence with its mask, as Keras' go_backwards) and
+    the outputs are returned in the original time order. Returns outputs (batch, time, units) if
+    return_sequences else the last valid output (batch, units) (for reverse, the output after
+    reading the whole sequence backwards); with return_state, (outputs, final carry) where the
+    carry is h, or (c, h) for an LSTM. unroll: steps per scan iteration. fast_grad: the backward
+    pass forms g_U as one product after the backward scan (a custom VJP, exact; see
+    `jdl.nn.cell_scan`); False keeps plain JAX differentiation, for `jax.jvp`, `jacfwd` and HVPs.
     """
 
     cell: _Cell
@@ -117,48 +128,63 @@ class Recurrent(nn.Module):
     return_state: bool = False
     reverse: bool = False
     unroll: int = 1
+    fast_grad: bool = True
 
     def __post_init__(self) -> None:
         check_cell(self.cell)
-        for flag in ("return_sequences", "return_state", "reverse"):
+        for flag in ("return_sequences", "return_state", "reverse", "fast_grad"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be a bool, got {_checks.describe(getattr(self, flag))}")
         _checks.check_number(self.unroll, "unroll", integer=True, positive=True)
         super().__post_init__()
 
-    @nn.compact
-    def __call__(self, x: jax.Array, seq_lengths: jax.Array | None = None, initial_state: Carry | None = None):
+    def __call__(self, x: jax.Array, seq_lengths: jax.Array | None = None, initial_state: Carry | None = None,
+                 mask: jax.Array | None = None):
+        return self.scan_sequence(x, seq_lengths, initial_state, mask)[0]
+
+    def scan_sequence(self, x: jax.Array, seq_lengths: jax.Array | None = None, initial_state: Carry | None = None,
+                      mask: jax.Array | None = None, perturbation: jax.Array | None = None):
+        """(what `__call__` returns, h_{t-1} (batch, time, units) in the order the scan reads the steps).
+
+        perturbation (batch, time, G·units) or None: added to each step's h_{t-1} U (+ b_rec), in
+        the scan's order; the per-example recurrent rule takes its gradient.
+        """
         x = check_sequence(x)
         batch, time = x.shape[0], x.shape[1]
         lengths = None if seq_lengths is None else check_seq_lengths(seq_lengths, batch, time)
-        if initial_state is not None:
-            initial_state = check_carry(initial_state, self.cell.initialize_carry(None, (batch, x.shape[2])))
+        if mask is not None:
+            mask = check_mask(mask, batch, time)
+        expected = self.cell.initialize_carry(None, (batch, x.shape[2]))
+        carry = expected if initial_state is None else check_carry(initial_state, expected)
+        keep = step_mask(batch, time, lengths, mask)
         if self.reverse:
             x = reverse_valid(x, lengths)
+            keep = None if keep is None else reverse_valid(keep, lengths)
         xs = self.cell.project_inputs(jnp.swapaxes(x, 0, 1))
-        if initial_state is None:
-            carry = self.cell.initialize_carry(None, (batch, x.shape[2]))
-        else:
-            carry = initial_state
         carry = jax.tree_util.tree_map(lambda c: c.astype(xs.dtype), carry)
-        if lengths is not None:
-            xs = (xs, jnp.arange(time)[:, None] < lengths[None, :])
-        scan = nn.scan(
-            _scan_body(lengths is not None, self.return_sequences),
-            variable_broadcast="params",
-            split_rngs={"params": False},
-            in_axes=0,
-            out_axes=0,
-            unroll=self.unroll,
-        )
-        carry, ys = scan(self.cell, carry, xs)
+        if time == 0:
+            carries = jax.tree_util.tree_map(lambda c: jnp.zeros((0,) + c.shape, c.dtype), carry)
+            final = carry
+            h_prev = jnp.zeros((batch, 0, self.cell.units), xs.dtype)
+        else:
+            kernel, bias = self.cell.recurrent_weights()
+            carries = cell_scan.scan_cell(
+                self.cell.combine, self.cell.output, kernel, bias, xs, carry,
+                None if keep is None else jnp.swapaxes(keep, 0, 1).astype(xs.dtype),
+                None if perturbation is None else jnp.swapaxes(perturbation, 0, 1),
+                unroll=self.unroll, fast_grad=self.fast_grad, additive=self.cell.additive)
+            final = cell_scan.last(carries)
+            h_prev = jnp.swapaxes(cell_scan.previous_outputs(self.cell.output, carry, carries), 0, 1)
         if self.return_sequences:
+            ys = self.cell.output(carries)
+            if keep is not None:
+                ys = jnp.where(jnp.swapaxes(keep, 0, 1)[..., None], ys, jnp.zeros_like(ys))
             outputs = jnp.swapaxes(ys, 0, 1)
             if self.reverse:
                 outputs = reverse_valid(outputs, lengths)
         else:
-            outputs = self.cell.output(carry)
-        return (outputs, carry) if self.return_state else outputs
+            outputs = self.cell.output(final)
+        return ((outputs, final) if self.return_state else outputs), h_prev
 
 
 _MERGES = ("concat", "sum")
@@ -169,8 +195,8 @@ class Bidirectional(nn.Module):
 
     merge="concat": [h_fwd, h_bwd] (…, units_f + units_b); merge="sum": h_fwd + h_bwd (equal units).
     The backward outputs are aligned with the forward ones in time; with return_sequences=False the
-    merge is of the forward's last valid output and the backward's output at t = 0. With
-    return_state: (outputs, forward carry, backward carry).
+    merge is of the forward's last valid output and the backward's output at t = 0. seq_lengths and
+    mask as in `Recurrent`. With return_state: (outputs, forward carry, backward carry).
     """
 
     forward_cell: _Cell
@@ -197,7 +223,7 @@ class Bidirectional(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, seq_lengths: jax.Array | None = None,
-                 initial_state: tuple[Carry, Carry] | None = None):
+                 initial_state: tuple[Carry, Carry] | None = None, mask: jax.Array | None = None):
         x = check_sequence(x)
         if initial_state is not None and (not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2):
             raise ValueError(
@@ -205,9 +231,9 @@ class Bidirectional(nn.Module):
             )
         first, second = (None, None) if initial_state is None else initial_state
         options = dict(return_sequences=self.return_sequences, return_state=True, unroll=self.unroll)
-        out_f, carry_f = Recurrent(detached(self.forward_cell), name="forward", **options)(x, seq_lengths, first)
+        out_f, carry_f = Recurrent(detached(self.forward_cell), name="forward", **options)(x, seq_lengths, first, mask)
         out_b, carry_b = Recurrent(detached(self.backward_cell), reverse=True, name="backward", **options)(
-            x, seq_lengths, second)
+            x, seq_lengths, second, mask)
         outputs = jnp.concatenate([out_f, out_b], axis=-1) if self.merge == "concat" else out_f + out_b
         return (outputs, carry_f, carry_b) if self.return_state else outputs
 
@@ -218,7 +244,8 @@ class StackedRecurrent(nn.Module):
     x (batch, time, features) -> (batch, time, units_last) if return_sequences else (batch, units_last);
     with return_state, (outputs, [final carry of each layer]). bidirectional: each layer is a
     `Bidirectional` (merge "concat") of its cell and a copy of it. dropout: inverted dropout on the
-    sequence between layers, in training only (rng stream "dropout").
+    sequence between layers, in training only (rng stream "dropout"). seq_lengths and mask
+    (batch, time) bool as in `Recurrent`, for every layer.
     """
 
     cells: Sequence[_Cell]
@@ -243,7 +270,8 @@ class StackedRecurrent(nn.Module):
         super().__post_init__()
 
     @nn.compact
-    def __call__(self, x: jax.Array, seq_lengths: jax.Array | None = None, train: bool = False):
+    def __call__(self, x: jax.Array, seq_lengths: jax.Array | None = None, train: bool = False,
+                 mask: jax.Array | None = None):
         x = check_sequence(x)
         carries = []
         last = len(self.cells) - 1
@@ -251,11 +279,12 @@ class StackedRecurrent(nn.Module):
             sequences = self.return_sequences or index < last
             if self.bidirectional:
                 out = Bidirectional(detached(layer_cell), detached(layer_cell), return_sequences=sequences,
-                                    return_state=True, unroll=self.unroll, name=f"layer_{index}")(x, seq_lengths)
+                                    return_state=True, unroll=self.unroll, name=f"layer_{index}")(
+                    x, seq_lengths, None, mask)
                 x, carry = out[0], out[1:]
             else:
                 x, carry = Recurrent(detached(layer_cell), return_sequences=sequences, return_state=True, unroll=self.unroll,
-                                     name=f"layer_{index}")(x, seq_lengths)
+                                     name=f"layer_{index}")(x, seq_lengths, None, mask)
             carries.append(carry)
             if self.dropout and index < last:
                 x = nn.Dropout(self.dropout, deterministic=not train)(x)

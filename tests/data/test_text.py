@@ -147,3 +147,32 @@ def test_bad_arguments():
         text.subsample([0, 2], [1, 1])
     with pytest.raises(ValueError, match="table must be a non-empty 1-D integer array"):
         text.sample_negatives([], 3)
+
+
+def test_verse_books_labels_each_verse_by_its_book():
+    data = text.verse_books(max_length=8, max_vocabulary=50)
+    assert data.classes == tuple(name for name, _ in text.KJV_BOOKS)
+    np.testing.assert_array_equal(np.bincount(data.labels), [1533, 1213, 810, 695, 816, 719])
+    assert data.tokens.shape == (5786, 8) and data.tokens.dtype == np.int32
+    # counted with `zcat kjv.txt.gz | tr A-Z a-z | grep -oE "[a-z0-9]+('[a-z0-9]+)*" | sort | uniq -c | sort -rn`:
+    # and 13488, the 13466, ...; god is the 36th word, heaven the 247th, beginning and created rarer
+    assert data.vocabulary.words[:4] == ("<pad>", "<unk>", "and", "the") and len(data.vocabulary) == 52
+    # Genesis 1:1 and Exodus 1:1 (the first verse of the second book), first 8 words; words past the 50th are <unk>
+    assert data.vocabulary.decode(data.tokens[0]) == ["in", "the", "<unk>", "god", "<unk>", "the", "<unk>", "and"]
+    assert data.labels[1532] == 0 and data.labels[1533] == 1
+    short = data.lengths < 8
+    assert short.any() and all(not data.tokens[i, data.lengths[i]:].any() for i in np.flatnonzero(short))
+    two = text.verse_books(["Exodus", "Genesis"])
+    assert two.classes == ("Genesis", "Exodus") and len(two.labels) == 1533 + 1213
+    assert two.vocabulary.decode(two.tokens[1533][:8]) == "now these are the names of the children".split()
+
+
+def test_verse_books_bad_arguments():
+    with pytest.raises(ValueError, match="books must name books of the kjv corpus.*'Genesys'; close: Genesis"):
+        text.verse_books(["Genesys"])
+    with pytest.raises(TypeError, match="books must be a non-empty list"):
+        text.verse_books("Genesis")
+    with pytest.raises(ValueError, match="books must be distinct"):
+        text.verse_books(["Exodus", "Exodus"])
+    with pytest.raises(ValueError, match="max_length must be > 0"):
+        text.verse_books(max_length=0)

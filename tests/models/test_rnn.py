@@ -110,3 +110,37 @@ def test_bad_arguments():
         model.init(jax.random.key(0), (jnp.ones((2, 4, 1)), np.array([5, 1])))
     with pytest.raises(ValueError, match=r"x must have shape \(batch, features\)"):
         SequenceGenerator(units=2).init(jax.random.key(0), jnp.ones((2, 3, 1)))
+
+
+def test_token_models_skip_zero_padding_as_keras_mask_zero(x64):
+    """mask_zero on post-padded tokens equals the same model given the lengths instead (seq_lengths: each direction
+    of a Bidirectional stack reads only the first L_b steps, checked against a Python loop in tests/nn), for the
+    classifier's last outputs and the tagger's outputs at real steps."""
+    rng = np.random.default_rng(3)
+    lengths = np.array([5, 2, 4])
+    tokens = rng.integers(1, 7, (3, 5)) * (np.arange(5)[None, :] < lengths[:, None])
+    options = dict(units=3, bidirectional=True, outputs=2, vocab_size=7, embed_dim=2)
+    for kind, cell in ((SequenceClassifier, "lstm"), (SequenceTagger, "gru")):
+        masked, plain = kind(cell=cell, mask_zero=True, **options), kind(cell=cell, **options)
+        params = random_variables(masked, jnp.asarray(tokens), dtype=np.float64)
+        got, want = jax.jit(lambda p, t, n: (masked.apply(p, t), plain.apply(p, (t, n))))(params, tokens, lengths)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+        if kind is SequenceTagger:
+            assert not np.allclose(got[0], got[1])  # not all rows alike
+
+
+def test_token_inputs_bad_values_are_named():
+    model = SequenceClassifier(units=2, vocab_size=5, embed_dim=2, mask_zero=True)
+    variables = random_variables(model, jnp.ones((2, 3), jnp.int32))
+    with pytest.raises(ValueError, match=r"x must hold token ids in \[0, 4\] \(vocab_size=5\), got values from 0 to 5"):
+        model.apply(variables, np.array([[1, 2, 5], [0, 0, 0]]))
+    with pytest.raises(TypeError, match="x must be an integer array of token ids"):
+        model.apply(variables, "some words")
+    with pytest.raises(TypeError, match="dtype float"):
+        model.apply(variables, np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, time\) of token ids"):
+        model.apply(variables, np.ones((2, 3, 1), np.int32))
+    with pytest.raises(ValueError, match="mask_zero=True needs token inputs: set vocab_size"):
+        SequenceTagger(mask_zero=True)
+    with pytest.raises(ValueError, match="vocab_size must be > 0"):
+        SequenceClassifier(vocab_size=0)

@@ -317,3 +317,103 @@ def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match=r"x must have shape \(batch, features\)"):
         c = GRUCell(2)
         jax.eval_shape(lambda: c.init(jax.random.key(0), c.initialize_carry(None, (1, 3)), jnp.ones((1, 4, 3))))
+
+
+def compress(x, keep):
+    """Each sequence's kept steps only, then zeros: what a masked scan reads (Keras skips masked steps)."""
+    out = np.zeros_like(x)
+    for s in range(x.shape[0]):
+        kept = x[s][keep[s]]
+        out[s, :len(kept)] = kept
+    return out, keep.sum(1)
+
+
+def test_mask_skips_steps_as_keras(data, x64):
+    """A mask with holes: the final state is the reference on the kept steps; outputs are zero at masked steps."""
+    x = data["x"]
+    keep = np.array([[1, 0, 1, 1, 0, 1], [0, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1]], bool)
+    layer = Recurrent(LSTMCell(U), return_sequences=True, return_state=True)
+    variables = init64(layer, x)
+    out, state = jax.jit(lambda v, x, m: layer.apply(v, x, mask=m))(variables, x, keep)
+    short, lengths = compress(x, keep)
+    ref_out, ref_state = reference("lstm", host(variables["params"]["cell"]), short, lengths)
+    close(state, ref_state)
+    for s in range(B):
+        close(np.asarray(out)[s][keep[s]], ref_out[s, :lengths[s]])
+    assert np.all(np.asarray(out)[~keep] == 0)
+
+
+def _fast_and_plain(kind, **options):
+    return (Recurrent(KINDS[kind](U), fast_grad=True, **options), Recurrent(KINDS[kind](U), fast_grad=False, **options))
+
+
+FAST_GRAD_SETTINGS = {  # every option of the layer in one of the three cells' settings
+    "simple_rnn": (dict(return_sequences=True), {}),
+    "lstm": (dict(reverse=True, return_sequences=True, return_state=True), {"mask": True, "initial_state": True}),
+    "gru": (dict(reverse=True, unroll=2), {"seq_lengths": True}),
+}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_fast_gradient_equals_jax_grad_of_the_plain_scan(kind, data, x64):
+    """fast_grad's custom VJP against JAX's own gradient of the same scan (fast_grad=False), for params, x and the
+    initial state: SimpleRNN without options, LSTM reversed with a mask with holes, an initial state and sequence
+    and state outputs, GRU (not additive: ∂/∂p ≠ ∂/∂r) reversed with seq_lengths, the last output and unroll 2."""
+    x, r = data["x"], data["r"]
+    options, uses = FAST_GRAD_SETTINGS[kind]
+    keep = np.array([[1, 0, 1, 1, 0, 1], [0, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 0]], bool)
+    inputs = {"mask": keep} if uses.get("mask") else {}
+    if uses.get("seq_lengths"):
+        inputs["seq_lengths"] = data["lengths"]
+    fast, plain = _fast_and_plain(kind, **options)
+    variables = init64(fast, x)
+    rng = np.random.default_rng(5)
+    init = (jax.tree_util.tree_map(lambda c: rng.normal(size=c.shape), fast.cell.initialize_carry(None, (B, F)))
+            if uses.get("initial_state") else None)
+
+    def loss(layer, params, x, init):
+        out = layer.apply({"params": params}, x, initial_state=init, **inputs)
+        leaves = jax.tree_util.tree_leaves(out)
+        return jnp.sum(leaves[0] * (r if leaves[0].ndim == 3 else r[:, 0])) + sum(jnp.sum(a ** 2) for a in leaves[1:])
+
+    both = jax.jit(lambda *a: [jax.grad(lambda *b: loss(layer, *b), argnums=(0, 1, 2))(*a) for layer in (fast, plain)])
+    got, want = both(variables["params"], x, init)
+    assert np.abs(jax.flatten_util.ravel_pytree(want)[0]).max() > 1e-2
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_fast_grad_false_keeps_forward_mode(data, x64):
+    """fast_grad=False: jax.jvp and a Hessian-vector product (jvp of grad) work and agree with finite differences
+    of the fast layer's gradient; the fast layer's custom VJP refuses jvp, as JAX documents."""
+    x = jnp.asarray(data["x"])
+    fast, plain = _fast_and_plain("simple_rnn", return_sequences=True)
+    variables = init64(fast, x)
+    flat, unflatten = jax.flatten_util.ravel_pytree(variables["params"])
+    v = np.random.default_rng(2).normal(size=flat.shape)
+
+    def loss(layer):
+        return lambda w: jnp.sum(jnp.tanh(layer.apply({"params": unflatten(w)}, x)) * data["r"])
+
+    fast_grad = jax.jit(jax.vmap(jax.grad(loss(fast))))
+    eps = 1e-5
+    g0, g_plus, g_minus = fast_grad(jnp.stack([flat, flat + eps * v, flat - eps * v]))
+    tangent, hvp = jax.jit(lambda w, v: (jax.jvp(loss(plain), (w,), (v,))[1],
+                                         jax.jvp(jax.grad(loss(plain)), (w,), (v,))[1]))(flat, jnp.asarray(v))
+    np.testing.assert_allclose(tangent, g0 @ v, rtol=1e-10)
+    want = (g_plus - g_minus) / (2 * eps)
+    np.testing.assert_allclose(hvp, want, rtol=1e-5, atol=1e-8)
+    with pytest.raises(TypeError, match="custom_vjp"):
+        jax.jvp(loss(fast), (flat,), (jnp.asarray(v),))
+
+
+def test_bad_mask_and_fast_grad_are_named():
+    layer = Recurrent(GRUCell(2))
+    variables = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype),
+                                       jax.eval_shape(lambda: layer.init(jax.random.key(0), jnp.ones((2, 5, 3)))))
+    with pytest.raises(TypeError, match="mask must be a bool array"):
+        layer.apply(variables, jnp.ones((2, 5, 3)), mask=jnp.ones((2, 5)))
+    with pytest.raises(ValueError, match=r"mask must have shape \(batch, time\) = \(2, 5\)"):
+        layer.apply(variables, jnp.ones((2, 5, 3)), mask=jnp.ones((2, 4), bool))
+    with pytest.raises(TypeError, match="fast_grad must be a bool"):
+        Recurrent(GRUCell(2), fast_grad=1)

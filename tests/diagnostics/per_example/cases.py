@@ -69,6 +69,10 @@ def case(name):
         return CNN(conv=((3, 3), (4, 3)), dense=(5,), outputs=3), rng.randn(6, 12, 12, 2), y
     if name == "bigru":
         return SequenceClassifier(cell="gru", units=5, layers=2, bidirectional=True, outputs=3), rng.randn(6, 7, 3), y
+    if name == "token_bilstm":  # Embedding(mask_zero) -> Bidirectional LSTM: reversed and masked scans, padded rows
+        tokens = rng.randint(1, 9, (6, 7)) * (np.arange(7)[None, :] < np.array([7, 4, 2, 5, 1, 3])[:, None])
+        return SequenceClassifier(cell="lstm", units=3, bidirectional=True, outputs=3, vocab_size=9, embed_dim=2,
+                                  mask_zero=True), tokens, y
     cell = {"lstm": "lstm", "gru": "gru", "rnn": "simple_rnn"}[name]
     return SequenceClassifier(cell=cell, units=6, outputs=3), rng.randn(6, 7, 3), y
 

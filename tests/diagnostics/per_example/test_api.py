@@ -26,8 +26,7 @@ def test_the_fast_path_covers_dense_conv_embedding_and_layer_norm_and_leaves_the
     assert "MultiHeadDotProductAttention_0/query" in coverage["transformer"]["fast"]
     assert coverage["lstm"] == {"fast": ["head", "recurrent/layer_0/cell/input", "recurrent/layer_0/cell"], "vmap": []}, \
         "the input projection is one Dense before the scan; the recurrent kernel by the recurrent rule"
-    assert coverage["bigru"]["vmap"] == ["recurrent/layer_0/backward/cell", "recurrent/layer_1/backward/cell"], \
-        "a reversed layer (the backward half) falls back to vmap"
+    assert coverage["bigru"]["vmap"] == [], "a reversed layer (the backward half) is covered by the recurrent rule"
     assert coverage["embedding"]["fast"] == ["Dense_0", "Embed_0", "Embedding_0"]
 
 
