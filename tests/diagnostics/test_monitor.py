@@ -36,7 +36,7 @@ def test_records_every_k_steps_with_the_gradient_of_that_step(monitored_fit):
         assert record["grad_norm"][layer] == pytest.approx(float(value), rel=1e-5)
     want = np.asarray(per_example_grad_norms(loss_fn, params, (x, y), method="vmap"))
     np.testing.assert_allclose(record["example_norm"], want[record["example_index"]], rtol=1e-5)
-    assert [i for _, i, _ in monitor.top_examples] == list(np.argsort(-want)[:3])
+    assert [t["index"] for t in monitor.top_examples] == list(np.argsort(-want)[:3])
     g = per_example_grads(loss_fn, params, (x, y))
     total = jax.tree_util.tree_map(lambda a: a.sum(0), g)
     squares = jax.tree_util.tree_map(lambda a: (a**2).sum(0), g)
