@@ -37,6 +37,10 @@ class OfBatch:
         return self.loss_fn(params, *batched)[0]
 
 
+def _dtype(leaf: Any) -> Any:
+    return leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
+
+
 def check_params(params: Any, name: str = "params") -> None:
     """TypeError for a TrainState (or any leaf that is not floating point) where model parameters are expected."""
     if hasattr(params, "opt_state") and hasattr(params, "params"):
@@ -44,7 +48,7 @@ def check_params(params: Any, name: str = "params") -> None:
     if not jax.tree_util.tree_leaves(params):
         raise ValueError(f"{name} must hold at least one array, got {_checks.describe(params)}")
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        kind = np.dtype(getattr(leaf, "dtype", np.asarray(leaf).dtype)).kind
+        kind = np.dtype(_dtype(leaf)).kind
         if kind not in "fc":
             raise TypeError(f"{name} must hold floating-point arrays (the model's parameters), got "
                             f"{_checks.describe(leaf)} at {jax.tree_util.keystr(path)}; a TrainState's step or an "
@@ -54,7 +58,7 @@ def check_params(params: Any, name: str = "params") -> None:
 def _abstract(tree: Any, drop_axis: bool) -> Any:
     def one(a):
         shape = tuple(np.shape(a))
-        return jax.ShapeDtypeStruct(shape[1:] if drop_axis else shape, getattr(a, "dtype", np.asarray(a).dtype))
+        return jax.ShapeDtypeStruct(shape[1:] if drop_axis else shape, _dtype(a))
 
     return jax.tree_util.tree_map(one, tree)
 
