@@ -1,11 +1,10 @@
-"""Example 17: a hand-written jit loop with the probe writes a run directory that `jdl report` renders."""
+"""Example 17: a hand-written jit loop with the probe writes a run directory and renders it (as `jdl report` does)."""
 
 import json
 import re
 
 import pytest
 
-from jdl import cli
 from tests.example_runner import run_example
 
 pytestmark = pytest.mark.slow
@@ -20,6 +19,5 @@ def test_quick_run_writes_a_run_directory_jdl_report_renders(tmp_path, capsys):
     assert monitor["every"] == 4 and [r["step"] for r in monitor["records"]] == [0, 4]
     assert list(monitor["records"][0]["grad_norm"])[0] == "token_embedding"
     assert {"index", "norm", "step", "epoch", "count"} == set(monitor["top_examples"][0])
-    assert cli.main(["report", str(run)]) == 0
     html = (run / "report.html").read_text()
     assert "Gradient norms per layer" in html and "Per-example gradient norms" in html and "Training curves" in html

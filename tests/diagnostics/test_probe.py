@@ -10,6 +10,7 @@ import optax
 import pytest
 
 import jdl
+from jdl import cli
 from jdl.diagnostics import Recorder, per_example_grad_norms, probe, stats
 from jdl.diagnostics.monitor import GradientMonitor
 from jdl.diagnostics.probe import mixes_examples
@@ -244,6 +245,6 @@ def test_recorder_writes_a_run_directory_the_report_renders(tmp_path):
     top = monitor["top_examples"]
     assert len(top) == 3 and all(t["index"] >= 100 and 1 <= t["epoch"] <= 2 and t["count"] >= 1 for t in top)
     assert len({t["index"] for t in top}) == 3
-    report = jdl.diagnostics.report.training_report(tmp_path)
-    titles = [s.title for s in report.sections]
-    assert "Gradient norms per layer" in titles and "Training curves" in titles
+    assert cli.main(["report", str(tmp_path)]) == 0, "jdl report RUN_DIR renders a custom loop's run directory"
+    html = (tmp_path / "report.html").read_text()
+    assert "Gradient norms per layer" in html and "Training curves" in html and "Per-example gradient norms" in html
