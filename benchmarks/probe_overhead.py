@@ -5,8 +5,10 @@ Three plain Flax models, each trained by a jitted optax (Adam) step called from 
 batches already on the device (`steps` steps per timed call, blocking once at the end):
 - MLP 784-256-256-10 (relu), batch 128;
 - CNN: Conv(16, 3x3)-relu-Conv(32, 3x3)-relu-Dense(10) on 28x28x1, batch 64;
-- Transformer: token + position embeddings, 2 pre-norm blocks of flax.linen.MultiHeadDotProductAttention
-  (4 heads, width 64) and a relu MLP, sequences of 32, batch 32.
+- Transformer: token + position embeddings (nn.Embed), 2 pre-norm blocks of
+  flax.linen.MultiHeadDotProductAttention (4 heads, width 64) and a relu MLP, sequences of 32, batch 32;
+- the same with the positions a raw `self.param`: no fast-path rule covers it, so the step's own
+  backward pass cannot be shared and the per-example norms take a second pass.
 Variants, alternating in one process after a warm-up: "plain" (jax.value_and_grad of the mean
 loss), "probe every=1" (per-layer norms and exact per-example norms at every step, the stats
 kept on the device by a Recorder), "probe every=1 + activations" and "probe every=10, moments".
@@ -53,11 +55,15 @@ def models(quick: bool):
 
     class Transformer(nn.Module):
         d: int = 32 if quick else 64
+        param_positions: bool = False
 
         @nn.compact
         def __call__(self, tokens):
-            h = nn.Embed(100, self.d)(tokens) + self.param("position", nn.initializers.normal(0.02),
-                                                          (tokens.shape[1], self.d))
+            if self.param_positions:  # a raw parameter no fast-path rule covers: no shared pass
+                positions = self.param("position", nn.initializers.normal(0.02), (tokens.shape[1], self.d))
+            else:
+                positions = nn.Embed(tokens.shape[1], self.d)(jnp.arange(tokens.shape[1]))
+            h = nn.Embed(100, self.d)(tokens) + positions
             for _ in range(2):
                 h = h + nn.MultiHeadDotProductAttention(num_heads=4)(nn.LayerNorm()(h))
                 h = h + nn.Dense(self.d)(nn.relu(nn.Dense(2 * self.d)(nn.LayerNorm()(h))))
@@ -69,6 +75,8 @@ def models(quick: bool):
         "MLP": (MLP(), lambda n: rng.normal(size=(n, 784)).astype(np.float32), 128),
         "CNN": (CNN(), lambda n: rng.normal(size=(n, 28, 28, 1)).astype(np.float32), 64),
         "Transformer": (Transformer(), lambda n: rng.integers(0, 100, size=(n, seq)).astype(jnp.int32), 32),
+        "Transformer (param positions)": (Transformer(param_positions=True),
+                                         lambda n: rng.integers(0, 100, size=(n, seq)).astype(jnp.int32), 32),
     }
 
 
@@ -76,6 +84,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller models, 8 steps, 3 repeats")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--models", default=None, help="comma-separated subset, e.g. 'MLP,CNN'")
+    parser.add_argument("--name", default=None, help="results/NAME.json (default probe_overhead[_quick])")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 5)
     steps = 8 if args.quick else 20
@@ -89,7 +99,10 @@ def main(argv=None):
 
     load_before = os.getloadavg()
     results = {}
-    for name, (model, make_x, batch) in models(args.quick).items():
+    chosen = models(args.quick)
+    if args.models:
+        chosen = {k: v for k, v in chosen.items() if k in args.models.split(",")}
+    for name, (model, make_x, batch) in chosen.items():
         xs = jax.device_put(np.stack([make_x(batch) for _ in range(steps)]))
         ys = jax.device_put(np.random.default_rng(1).integers(0, 10, size=(steps, batch)).astype(np.int32))
         params = model.init(jax.random.PRNGKey(0), xs[0][:1])["params"]
@@ -146,16 +159,16 @@ def main(argv=None):
     report = {"goal_probe_every_1_over_plain": GOAL, "results": results,
               "machine": machine_info(jax, load_before, os.getloadavg()),
               "versions": versions(jax, __import__("flax"), __import__("optax"), jdl)}
-    print(f"\n{'model':<13}{'variant':<30}{'ms/step':>9}{'x plain':>9}")
+    print(f"\n{'model':<30}{'variant':<30}{'ms/step':>9}{'x plain':>9}")
     for name, r in results.items():
         for variant, v in r["variants"].items():
-            print(f"{name:<13}{variant:<30}{v['ms_per_step']:>9.2f}{v['ratio_to_plain']:>9.2f}")
+            print(f"{name:<30}{variant:<30}{v['ms_per_step']:>9.2f}{v['ratio_to_plain']:>9.2f}")
     for name, r in results.items():
         ratio = r["variants"]["probe every=1"]["ratio_to_plain"]
         print(f"{name}: probe every=1 {ratio:.2f}x plain ({'meets' if ratio <= GOAL else 'MISSES'} the {GOAL}x goal)")
     print(f"1-minute load average before/after: {report['machine']['loadavg_1min_before_after']} "
           f"on {report['machine']['cpus_usable']} usable CPUs")
-    path = write_json("probe_overhead_quick" if args.quick else "probe_overhead", report)
+    path = write_json(args.name or ("probe_overhead_quick" if args.quick else "probe_overhead"), report)
     print(f"wrote {path}")
     return report
 
