@@ -5,7 +5,7 @@ Three plain Flax models, each trained by a jitted optax (Adam) step called from 
 batches already on the device (`steps` steps per timed call, blocking once at the end):
 - MLP 784-256-256-10 (relu), batch 128;
 - CNN: Conv(16, 3x3)-relu-Conv(32, 3x3)-relu-Dense(10) on 28x28x1, batch 64;
-- Transformer: token + position embeddings (nn.Embed), 2 pre-norm blocks of
+- Transformer: token + position embeddings (nn.Embed of an (n, T) position array), 2 pre-norm blocks of
   flax.linen.MultiHeadDotProductAttention (4 heads, width 64) and a relu MLP, sequences of 32, batch 32;
 - the same with the positions a raw `self.param`: no fast-path rule covers it, so the step's own
   backward pass cannot be shared and the per-example norms take a second pass.
@@ -62,7 +62,8 @@ def models(quick: bool):
             if self.param_positions:  # a raw parameter no fast-path rule covers: no shared pass
                 positions = self.param("position", nn.initializers.normal(0.02), (tokens.shape[1], self.d))
             else:
-                positions = nn.Embed(tokens.shape[1], self.d)(jnp.arange(tokens.shape[1]))
+                index = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)  # (n, T): one row per example
+                positions = nn.Embed(tokens.shape[1], self.d)(index)
             h = nn.Embed(100, self.d)(tokens) + positions
             for _ in range(2):
                 h = h + nn.MultiHeadDotProductAttention(num_heads=4)(nn.LayerNorm()(h))
