@@ -1,7 +1,10 @@
 """Gradient diagnostics: per-example gradients and their exact fast norms, layer statistics, Jacobian spectra,
-the vanishing/exploding studies and the reports that present them."""
+the vanishing/exploding studies and the reports that present them.
 
-from jdl.diagnostics import report, rnn_studies, stats, studies
+`probe` (the function; its module is jdl/diagnostics/probe.py) brings the monitor's statistics into any
+training loop; `Recorder` writes them as a run directory `jdl report` renders."""
+
+from jdl.diagnostics import recorder, report, rnn_studies, stats, studies
 from jdl.diagnostics.jacobian import input_output_jacobian, jacobian_singular_values
 from jdl.diagnostics.rnn_studies import hidden_gradient_norms
 from jdl.diagnostics.per_example import (
@@ -11,6 +14,8 @@ from jdl.diagnostics.per_example import (
     per_example_grads,
     per_example_moments,
 )
+from jdl.diagnostics.probe import Probed, probe
+from jdl.diagnostics.recorder import Recorder
 
 __all__ = [
     "fast_path_coverage",
@@ -21,6 +26,10 @@ __all__ = [
     "per_example_grad_norms",
     "per_example_grads",
     "per_example_moments",
+    "probe",
+    "Probed",
+    "Recorder",
+    "recorder",
     "report",
     "rnn_studies",
     "stats",

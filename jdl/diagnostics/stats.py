@@ -118,6 +118,12 @@ def preactivations(apply_fn: Callable[..., Any], variables: Mapping[str, Any], x
     These are the pre-activations z that an element-wise activation then squashes. The last layer
     (the output head) is dropped. Captured by intercepting the layers' calls (no model change).
     """
+    return captured_preactivations(lambda: apply_fn(variables, x, **kwargs), layer_types)
+
+
+def captured_preactivations(run: Callable[[], Any],
+                            layer_types: tuple[type, ...] = (nn.Dense, nn.Conv, nn.BatchNorm)) -> dict[str, jax.Array]:
+    """`preactivations` of whatever Flax model run() calls (a model's apply, or a loss function calling one)."""
     found: dict[str, jax.Array] = {}
 
     def interceptor(next_fun, args, kwargs_, context):
@@ -131,7 +137,7 @@ def preactivations(apply_fn: Callable[..., Any], variables: Mapping[str, Any], x
         return out
 
     with nn.intercept_methods(interceptor):
-        apply_fn(variables, x, **kwargs)
+        run()
     return dict(list(found.items())[:-1])
 
 

@@ -1,5 +1,6 @@
 """GradientMonitor: what the compiled step records equals an independent computation at the same state."""
 
+import json
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,7 +37,7 @@ def test_records_every_k_steps_with_the_gradient_of_that_step(monitored_fit):
         assert record["grad_norm"][layer] == pytest.approx(float(value), rel=1e-5)
     want = np.asarray(per_example_grad_norms(loss_fn, params, (x, y), method="vmap"))
     np.testing.assert_allclose(record["example_norm"], want[record["example_index"]], rtol=1e-5)
-    assert [i for _, i, _ in monitor.top_examples] == list(np.argsort(-want)[:3])
+    assert [t["index"] for t in monitor.top_examples] == list(np.argsort(-want)[:3])
     g = per_example_grads(loss_fn, params, (x, y))
     total = jax.tree_util.tree_map(lambda a: a.sum(0), g)
     squares = jax.tree_util.tree_map(lambda a: (a**2).sum(0), g)
@@ -150,3 +151,56 @@ def test_a_train_only_branch_without_randomness_uses_the_separate_pass(monkeypat
     assert not calls, "training mode differs from inference mode: the norms come from the inference-mode pass"
     for (_, _, norms_a, _), (_, _, norms_b, _) in zip(shared, _fit_norms(TrainScales(), x, y, False)):
         np.testing.assert_allclose(norms_a, norms_b, rtol=1e-6)
+
+
+def test_layers_come_in_network_order_on_params_returned_by_fit():
+    """jit and tree_map sort dict keys (Dense_10 before Dense_2); records, layers and layer_names keep call order."""
+    rng = np.random.RandomState(0)
+    x, y = rng.randn(8, 3).astype(np.float32), rng.randint(0, 2, 8)
+    model = jdl.models.MLP(hidden=(2,) * 11, outputs=2)
+    trainer = jdl.Trainer(model, loss="sparse_categorical_crossentropy", optimizer=jdl.optim.sgd(0.1))
+    monitor = GradientMonitor(every=1, per_example=False, activations=False)
+    state, _ = trainer.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[monitor])
+    want = [f"Dense_{i}" for i in range(12)]
+    assert list(state.params) != want, "the returned params are sorted: the test needs the order from elsewhere"
+    assert monitor.layers == want and list(monitor.records[0]["grad_norm"]) == want
+    assert list(monitor.to_dict()["records"][0]["param_norm"]) == want
+    assert jdl.diagnostics.layer_names(state.params) == want
+    assert jdl.diagnostics.layer_names(state.params, model=model, x=x) == want
+
+    tokens = rng.randint(1, 9, (4, 5))
+    classifier = jdl.models.TransformerClassifier(vocab_size=9, max_length=5, embed_dim=8, num_heads=2, ff_dim=8,
+                                                  num_layers=1, outputs=2)
+    state = jdl.Trainer(classifier, loss="sparse_categorical_crossentropy").init(tokens, 0)
+    names = jdl.diagnostics.layer_names(state.params, model=classifier, x=tokens)
+    assert names[:2] == ["token_embedding", "position_embedding"] and names.index("head") > names.index("block_0/attention/query")
+
+
+def test_monitor_log_stays_bounded_and_merges_repeated_top_examples():
+    from jdl.diagnostics.recorder import MonitorLog
+
+    log = MonitorLog(every=10, top_k=3, max_records=50)
+    layers = [f"Dense_{i}" for i in range(10)]
+    rng = np.random.RandomState(0)
+    per_epoch = 20
+    for epoch in range(100):
+        steps = 10 * (epoch * per_epoch + np.arange(per_epoch))
+        norms = rng.rand(per_epoch, 32) + 0.1
+        index = rng.randint(100, 60000, (per_epoch, 32))
+        norms[:, 0], index[:, 0] = 5.0 + epoch * 1e-3, 11  # the same hard example in every batch
+        per_layer = {name: np.full(per_epoch, 0.5) for name in layers}
+        log.add_chunk(epoch, {"on": np.ones(per_epoch, bool), "step": steps, "grad_norm": per_layer,
+                              "param_norm": per_layer, "update_ratio": per_layer, "gsnr": per_layer,
+                              "finite": {name: np.ones(per_epoch, bool) for name in layers},
+                              "noise_scale": np.full(per_epoch, 3.0), "example_norm": norms, "index": index,
+                              "activations": {name: {s: np.zeros(per_epoch) for s in ("mean", "std", "saturated", "dead")}
+                                              for name in layers}}, layers)
+    text = json.dumps(log.to_dict(), indent=2)
+    assert len(text) < 20e6 * 50 / 2000 and len(log.records) <= 50 and log.thinned > 1
+    steps = [r["step"] for r in log.records]
+    assert steps == sorted(steps) and len(set(np.diff(steps))) == 1, "evenly thinned"
+    assert sum(log.to_dict()["example_norm_histogram"]["counts"]) == 100 * per_epoch * 32
+    top = log.top_examples
+    assert top[0] == {"index": 11, "norm": pytest.approx(5.099), "step": 10 * 99 * per_epoch,
+                      "epoch": 100, "count": 100 * per_epoch}
+    assert len({t["index"] for t in top}) == 3

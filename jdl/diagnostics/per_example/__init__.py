@@ -1,7 +1,8 @@
 """Per-example gradients: `vmap(grad)` for any model, and exact per-example norms without materializing them.
 
-`loss_fn(params, *example)` is the loss of ONE example (arrays without the batch axis); `batch` is
-a tuple of arrays (or pytrees) with a leading example axis n, e.g. `(x, y)`.
+`loss_fn(params, *example)` is the loss of ONE example (arrays without the batch axis), or
+`loss_fn(params, x, y)` the per-example losses (n,) of a batch (see `contract`); `batch` is a
+tuple of arrays (or pytrees) with a leading example axis n, e.g. `(x, y)`.
 
 The fast path ("fast", picked by "auto") intercepts the parameterised Flax layers whose gradient
 is a product of what they see and what comes back: with a_t a layer's inputs and δ_t = ∂ℓ_i/∂z_t
@@ -28,11 +29,13 @@ call them inside your own jitted step), `plan` (the covered calls), `rules` (one
 kind), `moments`, `shared` (norms from a training step's own backward pass), `cache`.
 """
 
-from jdl._tree import layer_name, layer_names
-from jdl.diagnostics.per_example import cache, core, plan, rules
+from jdl._tree import layer_name
+from jdl.diagnostics.per_example import cache, contract, core, plan, rules
 from jdl.diagnostics.per_example.api import (
     METHODS,
     fast_path_coverage,
+    layer_names,
+    model_call_order,
     per_example_grad_norms,
     per_example_grads,
     per_example_moments,
@@ -45,10 +48,12 @@ __all__ = [
     "MOMENTS_CHUNK",
     "SharedPass",
     "cache",
+    "contract",
     "core",
     "fast_path_coverage",
     "layer_name",
     "layer_names",
+    "model_call_order",
     "per_example_grad_norms",
     "per_example_grads",
     "per_example_moments",

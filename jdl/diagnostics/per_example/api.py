@@ -11,18 +11,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from jdl import _checks
-from jdl._tree import layer_name, layer_names
-from jdl.diagnostics.per_example import cache, core
+from jdl import _tree
+from jdl._tree import layer_name
+from jdl.diagnostics.per_example import cache, contract, core
 
 METHODS = ("auto", "fast", "vmap")
 
 
-def _check(loss_fn: Any, params: Any, batch: Any, chunk_size: Any = None) -> tuple[tuple[Any, ...], int]:
-    """(batch as a tuple, n) after checking every argument; raises before anything is traced."""
+def _check(loss_fn: Any, params: Any, batch: Any, chunk_size: Any = None) -> tuple[Callable, tuple[Any, ...], int]:
+    """(loss_fn in its one-example form, batch as a tuple, n) after checking every argument, before any FLOP."""
     if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be a callable loss_fn(params, *example) -> scalar, got {_checks.describe(loss_fn)}")
-    if not jax.tree_util.tree_leaves(params):
-        raise ValueError(f"params must hold at least one array, got {_checks.describe(params)}")
+        raise TypeError(f"loss_fn must be a callable loss_fn(params, x_i, y_i) -> scalar (one example) or "
+                        f"loss_fn(params, x, y) -> (n,) losses, got {_checks.describe(loss_fn)}")
+    contract.check_params(params)
     if not isinstance(batch, (tuple, list)):
         raise TypeError(f"batch must be a tuple of per-example arguments such as (x, y), got {_checks.describe(batch)}")
     leaves = jax.tree_util.tree_leaves(batch)
@@ -38,7 +39,8 @@ def _check(loss_fn: Any, params: Any, batch: Any, chunk_size: Any = None) -> tup
         raise ValueError("batch must hold at least one example, got 0")
     if chunk_size is not None:
         _checks.check_number(chunk_size, "chunk_size", integer=True, positive=True)
-    return tuple(batch), n
+    batch = tuple(batch)
+    return contract.example_form(loss_fn, params, batch, n), batch, n
 
 
 def _check_method(method: Any) -> str:
@@ -58,7 +60,7 @@ def per_example_grads(loss_fn: Callable[..., jax.Array], params: Any, batch: Seq
 
     vmap(grad(loss_fn)) over the leading axis of every array in batch; chunk_size bounds memory.
     """
-    batch, n = _check(loss_fn, params, batch, chunk_size)
+    loss_fn, batch, n = _check(loss_fn, params, batch, chunk_size)
     entry = cache.entry(loss_fn, params, batch, "vmap", chunk_size)
     fn = entry.function("grads", lambda plan: jax.jit(functools.partial(core.grads, loss_fn, chunk_size=chunk_size)))
     return fn(params, batch)
@@ -72,7 +74,7 @@ def per_example_grad_norms(loss_fn: Callable[..., jax.Array], params: Any, batch
     method: "vmap" (norms of vmap(grad)), "fast" (layer algebra, see `jdl.diagnostics.per_example`;
     other parameters by vmap in the same pass), "auto" (fast when the model has a layer it covers).
     """
-    batch, n = _check(loss_fn, params, batch, chunk_size)
+    loss_fn, batch, n = _check(loss_fn, params, batch, chunk_size)
     method = _check_method(method)
     if not isinstance(by_layer, bool):
         raise TypeError(f"by_layer must be True or False, got {_checks.describe(by_layer)}")
@@ -99,7 +101,7 @@ def per_example_moments(loss_fn: Callable[..., jax.Array], params: Any, batch: S
     Var[g] = Σg²/n - (Σg/n)² per entry. The fast path forms each covered leaf's per-example
     gradient one example at a time from (a, δ) inside the pass, never holding n copies of it.
     """
-    batch, n = _check(loss_fn, params, batch, chunk_size)
+    loss_fn, batch, n = _check(loss_fn, params, batch, chunk_size)
     method = _check_method(method)
     entry = cache.entry(loss_fn, params, batch, method, chunk_size)
     return entry.function("moments", _planned(core.moments, loss_fn, chunk_size))(params, batch)
@@ -107,9 +109,39 @@ def per_example_moments(loss_fn: Callable[..., jax.Array], params: Any, batch: S
 
 def fast_path_coverage(loss_fn: Callable[..., jax.Array], params: Any, batch: Sequence[Any]) -> dict[str, list[str]]:
     """{"fast": layers whose per-example norms come from layer algebra, "vmap": layers that need vmap(grad)}."""
-    batch, _ = _check(loss_fn, params, batch)
+    loss_fn, batch, _ = _check(loss_fn, params, batch)
     plan = cache.entry(loss_fn, params, batch, "fast").plan
     paths = [layer_name(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
     slow = {paths[i] for i in plan.leftover}
-    names = layer_names(params)
+    names = _tree.layer_names(params, _tree.call_order(lambda p: loss_fn(p, *jax.tree_util.tree_map(lambda a: a[0], batch)), params))
     return {"fast": [n for n in names if n not in slow], "vmap": [n for n in names if n in slow]}
+
+
+def layer_names(params: Any, order: Sequence[str] | None = None, *, model: Any = None, x: Any = None) -> list[str]:
+    """The layers of params (the modules owning parameter leaves) in the order the network calls them.
+
+    A compiled function returns dicts with sorted keys, so the order comes from model and x (inputs
+    like x, only the shapes used: one abstract `model.init`), or from an explicit order of module
+    paths (e.g. a probe's `layer_names`); without either, names sort naturally (Dense_2 < Dense_10).
+    """
+    if model is not None:
+        if x is None:
+            raise ValueError("layer_names(params, model=...) needs x, inputs like the model's (only shapes are used)")
+        order = model_call_order(model, x)
+    elif order is not None and (isinstance(order, str) or not all(isinstance(k, str) for k in order)):
+        raise TypeError(f"order must be a list of layer names, got {_checks.describe(order)}")
+    return _tree.layer_names(params, order)
+
+
+def model_call_order(model: Any, x: Any) -> list[str]:
+    """Module paths of a Flax model in call order, from one abstract `model.init` on inputs shaped like x."""
+    from jdl.nn.mode import mode_kwargs
+
+    sample = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct((1,) + tuple(np.shape(a))[1:], np.asarray(a).dtype
+                                                                   if not hasattr(a, "dtype") else a.dtype), x)
+
+    def init(s):
+        keys = {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}
+        return model.init(keys, s, **mode_kwargs(model, False))
+
+    return _tree.call_order(init, sample)
