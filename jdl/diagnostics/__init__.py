@@ -1,7 +1,7 @@
 """Gradient diagnostics: per-example gradients and their exact fast norms, layer statistics, Jacobian spectra,
 the vanishing/exploding studies and the reports that present them."""
 
-from jdl.diagnostics import report, rnn_studies, stats, studies
+from jdl.diagnostics import report, rnn_studies, saliency, stats, studies
 from jdl.diagnostics.jacobian import input_output_jacobian, jacobian_singular_values
 from jdl.diagnostics.rnn_studies import hidden_gradient_norms
 from jdl.diagnostics.per_example import (
@@ -23,6 +23,7 @@ __all__ = [
     "per_example_moments",
     "report",
     "rnn_studies",
+    "saliency",
     "stats",
     "studies",
 ]
