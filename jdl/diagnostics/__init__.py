@@ -3,6 +3,7 @@ the vanishing/exploding studies and the reports that present them."""
 
 from jdl.diagnostics import report, rnn_studies, saliency, stats, studies
 from jdl.diagnostics.jacobian import input_output_jacobian, jacobian_singular_values
+from jdl.diagnostics.report import training_report
 from jdl.diagnostics.rnn_studies import hidden_gradient_norms
 from jdl.diagnostics.per_example import (
     fast_path_coverage,
@@ -26,4 +27,5 @@ __all__ = [
     "saliency",
     "stats",
     "studies",
+    "training_report",
 ]

@@ -116,6 +116,9 @@ class Probe:
                 count = jnp.maximum(jnp.sum(keep), 2)
                 out["gsnr"] = stats.gsnr(total, squares, count)
                 out["noise_scale"] = stats.noise_scale(total, squares, count)
+                trace = sum(jnp.sum(v) for v in jax.tree_util.tree_leaves(stats.gradient_variance(total, squares, count)))
+                out["noise_trace"] = trace  # tr(Σ) and |G|² (unbiased), for the report's running averages
+                out["noise_signal"] = sum(jnp.sum((t / count) ** 2) for t in jax.tree_util.tree_leaves(total)) - trace / count
         if self.activations is not None:
             if shared is not None:
                 z = shared[0].preactivations(shared[1])
@@ -200,8 +203,9 @@ class GradientMonitor(Callback):
             if key in row:
                 record[key] = {k: float(v) for k, v in row[key].items()}
         record["finite"] = {k: bool(v) for k, v in row["finite"].items()}
-        if "noise_scale" in row:
-            record["noise_scale"] = float(row["noise_scale"])
+        for key in ("noise_scale", "noise_signal", "noise_trace"):
+            if key in row:
+                record[key] = float(row[key])
         if "activations" in row:
             record["activations"] = {k: {s: float(v) for s, v in d.items()} for k, d in row["activations"].items()}
         if "example_norm" in row:

@@ -53,3 +53,125 @@ def test_jdl_study_rnn_writes_the_gradient_through_time_report(tmp_path, capsys,
     page = (tmp_path / "report.html").read_text()
     assert len(_images(page)) == 2
     assert "linear SimpleRNN, recurrent scale 0.5: vanishing" in capsys.readouterr().out
+
+
+# -- the training report: findings on synthetic runs ---------------------------------------------------------
+
+import math  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from jdl.diagnostics.report import findings as findings_lib  # noqa: E402
+from jdl.diagnostics.report.page import series_style  # noqa: E402
+
+
+def _layers(n):
+    return [f"Dense_{i}" for i in range(n)]  # network order, which a sort would scramble (Dense_10 before Dense_2)
+
+
+def _records(layers, steps, grad, *, activation_stats=None, noise=None, examples=None):
+    records = []
+    for k, step in enumerate(steps):
+        record = {"epoch": k, "step": step, "grad_norm": {n: grad(i, k) for i, n in enumerate(layers)},
+                  "param_norm": {n: 1.0 for n in layers}, "update_ratio": {n: 1e-3 for n in layers},
+                  "finite": {n: True for n in layers}}
+        if activation_stats is not None:
+            record["activations"] = {n: activation_stats(i, k) for i, n in enumerate(layers[:-1])}
+        if noise is not None:
+            record.update(noise(k))
+        if examples is not None:
+            record["example_norm"] = examples(k)
+        records.append(record)
+    return records
+
+
+def _facts(curves, monitor=None, summary=None, **context):
+    epochs = len(next(iter(curves.values())))
+    return findings_lib.RunFacts(summary or {"epochs_run": epochs}, {"epoch": list(range(1, epochs + 1)), **curves},
+                                 monitor or {}, context)
+
+
+def test_still_improving_at_the_last_epoch_is_not_called_overfitting():
+    """lr 1e-4, 20 epochs, validation loss still falling but well above the training loss (the old rule said overfit)."""
+    loss = [2.3 * 0.97 ** e for e in range(20)]
+    val = [2.4 * 0.985 ** e + 0.4 for e in range(20)]
+    facts = _facts({"loss": loss, "val_loss": val, "accuracy": [0.3 + 0.02 * e for e in range(20)]},
+                   summary={"train": {"loss": loss[-1], "accuracy": 0.68}, "validation": {"loss": val[-1]}},
+                   learning_rate=1e-4, num_classes=10)
+    found = [str(f) for f in findings_lib.training_findings(facts)]
+    assert not any("overfit" in f.lower().replace("not overfitting", "") for f in found), found
+    improving = [f for f in found if "Still improving at the last epoch (20)" in f]
+    assert improving and "raise the learning rate (0.0001)" in improving[0]
+
+
+def test_a_run_whose_validation_loss_turns_up_is_overfitting_at_its_best_epoch():
+    val = [1.0, 0.6, 0.4, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    loss = [1.0 - 0.09 * e for e in range(10)]
+    found = findings_lib.training_findings(_facts({"loss": loss, "val_loss": val}))
+    assert found[0].key == "overfitting" and "Overfitting from epoch 4" in found[0].text
+
+
+def test_sigmoid_net_at_chance_gets_did_not_learn_first_with_vanishing_gradients_as_cause():
+    """12 sigmoid layers, accuracy 0.097 on 10 classes, B_simple not measurable at the end."""
+    layers = _layers(12)
+    monitor = {"every": 10, "records": _records(
+        layers, range(0, 200, 10), lambda i, k: 0.1 * 0.25 ** (11 - i),  # sigmoid: ≤ 1/4 per layer
+        activation_stats=lambda i, k: {"mean": 0.5, "std": 0.01, "saturated": 0.0, "dead": 0.0},
+        noise=lambda k: {"noise_scale": math.nan, "noise_signal": -1.0, "noise_trace": 3.0})}
+    facts = _facts({"loss": [2.303, 2.302, 2.302, 2.303], "accuracy": [0.1, 0.098, 0.097, 0.097]}, monitor,
+                   summary={"train": {"accuracy": 0.097, "loss": 2.302}}, num_classes=10, activation="sigmoid",
+                   batch_size=32)
+    found = [str(f) for f in findings_lib.training_findings(facts)]
+    assert found[0].startswith("critical: The model did not learn: training accuracy 0.097 is at chance (1/10 = 0.100)")
+    assert "Most likely cause: vanishing gradient at step 190: Dense_0 … Dense_6 (7 layers) get 2.4e-07 to 9.8e-04" in found[0]
+    assert "of Dense_11's gradient norm" in found[0]
+    assert not any("converged" in f or "larger batches" in f for f in found), found
+    assert sum("Vanishing gradient" in f or "vanishing gradient" in f for f in found) == 1, "the cause is not repeated"
+
+
+def test_underflow_is_named_as_underflow():
+    layers = _layers(4)
+    monitor = {"records": _records(layers, [0, 10], lambda i, k: 0.0 if i < 2 else 0.5)}
+    found = [str(f) for f in findings_lib.training_findings(_facts({"loss": [1.0, 0.5, 0.3]}, monitor))]
+    under = [f for f in found if "underflow" in f]
+    assert under and "Dense_0 … Dense_1 (2 layers) get exactly 0 in float32" in under[0]
+    assert not any("0.0e+00" in f for f in found)
+
+
+def test_repeated_top_examples_are_merged_with_and_without_the_new_keys():
+    old = [{"index": 11, "norm": 9.0, "step": 10}, {"index": 11, "norm": 8.0, "step": 20},
+           {"index": 551, "norm": 7.0, "step": 10}, {"index": 551, "norm": 7.5, "step": 20},
+           {"index": 551, "norm": 6.0, "step": 30}]
+    new = [{"index": 551, "norm": 7.5, "step": 20, "epoch": 2, "count": 3}, {"index": 11, "norm": 9.0, "step": 10,
+                                                                             "epoch": 1, "count": 2}]
+    for top in (old, new):
+        merged = findings_lib.merged_top_examples({"top_examples": top})
+        assert [(r["index"], r["norm"], r["count"]) for r in merged] == [(11, 9.0, 2), (551, 7.5, 3)]
+        monitor = {"records": _records(_layers(2), [0], lambda i, k: 1.0, examples=lambda k: [1.0, 2.0, 3.0]),
+                   "top_examples": top}
+        text = [str(f) for f in findings_lib.training_findings(_facts({"loss": [1.0, 0.5, 0.4]}, monitor))]
+        line = next(f for f in text if "largest per-example gradients" in f)
+        assert line.count("#11 ") == 1 and line.count("#551 ") == 1 and "2 times" in line and "3 times" in line
+    assert findings_lib.merged_top_examples({"top_examples": new})[0]["epochs"] == [1]
+
+
+def test_noise_scale_is_the_ratio_of_running_averages_and_continuous_after_warm_up():
+    """Per-step |G|² estimates alternate sign (per-step ratio NaN half the time); the running ratio never breaks."""
+    signal = [-1.0 if k % 2 else 3.0 for k in range(40)]  # mean 1.0
+    trace = [50.0 + (5.0 if k % 3 else -10.0) for k in range(40)]
+    records = [{"step": 10 * k, "noise_signal": s, "noise_trace": t,
+                "noise_scale": t / s if s > 0 else math.nan} for k, (s, t) in enumerate(zip(signal, trace))]
+    curve = findings_lib.noise_scale_curve(records, decay=0.9)
+    assert sum(math.isnan(v) for v in curve["per_step"]) == 20
+    assert all(math.isfinite(v) for v in curve["running"])
+    # the bias-corrected averages of a 2-periodic signal: closed form of Σ 0.9^j over the even/odd lags
+    k = 39
+    weights = 0.1 * 0.9 ** np.arange(k, -1, -1) / (1 - 0.9 ** (k + 1))
+    assert math.isclose(curve["running"][-1], float(weights @ np.asarray(trace)) / float(weights @ np.asarray(signal)),
+                        rel_tol=1e-12)
+    constant = [{"step": k, "noise_signal": 2.0, "noise_trace": 10.0, "noise_scale": 5.0} for k in range(5)]
+    np.testing.assert_allclose(findings_lib.noise_scale_curve(constant)["running"], [5.0] * 5, rtol=1e-14)
+
+
+def test_thirty_series_have_distinct_styles():
+    assert len({tuple(series_style(i).values()) for i in range(30)}) == 30
