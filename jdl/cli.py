@@ -101,7 +101,8 @@ def _restored_run(run_dir: Path) -> tuple[Any, Any, Any] | None:
     from jdl import runs as run_lib
     from jdl.train import checkpoint
 
-    if not (run_dir / "config.json").is_file():
+    if not (run_dir / "config.json").is_file() or not any(
+            checkpoint.latest_step(run_dir / name) is not None for name in (run_lib.BEST, run_lib.LATEST)):
         return None
     config = config_lib.from_dict(json.loads((run_dir / "config.json").read_text()))
     trainer, dataset = run_lib.build(config)

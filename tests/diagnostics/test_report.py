@@ -4,6 +4,8 @@ import base64
 import json
 import re
 
+import pytest
+
 from jdl import cli
 from jdl.diagnostics import report as report_lib
 
@@ -175,3 +177,149 @@ def test_noise_scale_is_the_ratio_of_running_averages_and_continuous_after_warm_
 
 def test_thirty_series_have_distinct_styles():
     assert len({tuple(series_style(i).values()) for i in range(30)}) == 30
+
+
+# -- run directories, the CLI, compare, explain ---------------------------------------------------------------
+
+
+def _run_dir(path, *, name, layers=None, epochs=6, monitor=True, activation="relu"):
+    """A synthetic jdl train run directory: config, summary, metrics.csv (0-based epochs, as CSVLogger), model, monitor."""
+    path.mkdir(parents=True)
+    layers = layers or _layers(3)
+    loss = [1.0 / (e + 1) for e in range(epochs)]
+    rows = ["epoch,loss,val_loss,accuracy,val_accuracy,lr"] + [
+        f"{e},{loss[e]},{loss[e] + 0.1},{1 - loss[e] / 2},{1 - loss[e] / 2 - 0.05},0.001" for e in range(epochs)]
+    (path / "metrics.csv").write_text("\n".join(rows) + "\n")
+    (path / "config.json").write_text(json.dumps({"name": name, "seed": 0, "model": {"name": "mlp", "outputs": 10,
+                                                  "activation": activation}, "train": {"optimizer": "adam",
+                                                  "learning_rate": 0.001, "batch_size": 32, "epochs": epochs}}))
+    (path / "summary.json").write_text(json.dumps({"name": name, "epochs_run": epochs, "best_epoch": epochs,
+                                                   "best_monitor": "val_loss", "train": {"loss": loss[-1]},
+                                                   "test": {"loss": loss[-1] + 0.1, "accuracy": 0.9}}))
+    (path / "model.json").write_text(json.dumps([{"layer": n, "shapes": [f"kernel (4, {i + 4})"], "parameters": 4}
+                                                 for i, n in enumerate(layers)]))
+    if monitor:
+        (path / "monitor.json").write_text(json.dumps({"every": 5, "records": _records(
+            layers, range(0, 30, 5), lambda i, k: 0.1 * (i + 1))}))
+    return path
+
+
+def test_jdl_report_without_monitor_renders_curves_and_says_the_monitor_was_off(tmp_path, capsys):
+    run = _run_dir(tmp_path / "run", name="plain", monitor=False)
+    assert cli.main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "wrote" in capsys.readouterr().out
+    assert len(_images(page)) == 1, "the curves"
+    assert "The gradient monitor was off for this run" in page
+    assert "The learning rate was constant at 0.001." in page
+    assert "best epoch 6" in page and "epochs counted from 1" in page
+    data = json.loads((run / "report.json").read_text())
+    assert data["curves"]["epoch"] == [1, 2, 3, 4, 5, 6]
+
+
+def test_jdl_report_compares_runs_of_different_models(tmp_path, capsys):
+    a = _run_dir(tmp_path / "a", name="small", layers=["Dense_0", "Dense_1", "Dense_2"])
+    b = _run_dir(tmp_path / "b", name="deep", layers=["Dense_0", "Dense_1", "Dense_2", "Dense_3"], activation="tanh")
+    c = _run_dir(tmp_path / "c", name="nomon", monitor=False)
+    out = tmp_path / "cmp"
+    assert cli.main(["report", str(a), str(b), str(c), "--out", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert "Comparison: small vs deep vs nomon" in page
+    assert "3 of 4 layers match across the runs" in page and ": Dense_0, Dense_1, Dense_2." in page
+    assert "<tr><td>Dense_3</td><td>—</td><td>0.4</td><td>—</td><td>no</td></tr>" in page
+    assert "The monitor was off for nomon" in page
+    assert "Settings that differ: activation." in page
+    assert "<tr><td>monitor off</td><td>only nomon</td>" in page  # the findings diffed by topic
+    assert len(_images(page)) == 2, "curves overlaid and per-layer profiles"
+    assert cli.main(["report", str(a), str(tmp_path / "missing")]) == 2
+    assert "is not a run directory" in capsys.readouterr().err
+
+
+def test_a_report_of_100_epochs_and_10_layers_stays_under_3_mb_and_offline(tmp_path):
+    layers = _layers(10)
+    rng = np.random.default_rng(0)
+    monitor = {"every": 10, "records": _records(
+        layers, range(0, 10_000, 10), lambda i, k: float(rng.lognormal()),
+        activation_stats=lambda i, k: {"mean": 0.5, "std": 0.2, "saturated": 0.0, "dead": float(rng.random() / 4)},
+        noise=lambda k: {"noise_scale": 5.0, "noise_signal": 2.0, "noise_trace": 10.0},
+        examples=lambda k: rng.random(32).tolist()),
+        "top_examples": [{"index": i, "norm": 10.0 - i, "step": 10 * i} for i in range(10)]}
+    for r in monitor["records"]:
+        r["gsnr"] = {n: 0.1 for n in layers}
+    curves = {"loss": list(np.linspace(2, 0.1, 100)), "val_loss": list(np.linspace(2.1, 0.3, 100)), "lr": [1e-3] * 100}
+    report = report_lib.training_report(history={"history": curves, "epoch": list(range(100))}, monitor=monitor)
+    page, _ = report.save(tmp_path)
+    size = page.stat().st_size
+    assert size < 3_000_000, size
+    text = page.read_text()
+    assert "http://" not in text and "https://" not in text and "<script" not in text
+    assert text.index("<td>Dense_2</td>") < text.index("<td>Dense_9</td>"), "layers in network order"
+
+
+def test_training_report_from_python_shows_config_examples_early_stop_and_attributions(tmp_path):
+    """One tiny real fit: the report from the Python objects, the same function `jdl train` calls."""
+    import jdl
+
+    data = jdl.data.load("digits", as_images=True)
+    x, y = data.x_train[:96], data.y_train[:96]
+    trainer = jdl.Trainer(jdl.models.CNN(conv=((4, 3),), pool=2, dense=(), outputs=10), loss="sparse_categorical_crossentropy",
+                          optimizer=jdl.optim.adam(3e-3), metrics=["accuracy"])
+    monitor = jdl.callbacks.GradientMonitor(every=1, moments=True, top_k=6)
+    stop = jdl.callbacks.EarlyStopping(monitor="loss", min_delta=10.0, patience=1)
+    state, history = trainer.fit(x, y, epochs=5, batch_size=32, callbacks=[monitor, stop], verbose=0)
+    assert history.stop_reason.startswith("early stopping after epoch 2: loss did not improve for 1 epochs")
+    report = report_lib.training_report(history=history, monitor=monitor, trainer=trainer, state=state,
+                                        data=data._replace(x_train=x, y_train=y))
+    page, _ = report.save(tmp_path)
+    text = page.read_text()
+    config = re.search(r"<h2>Config</h2>(.*?)</section>", text, flags=re.S).group(1)
+    assert "<td>optimizer</td><td>adam</td>" in config and "<td>learning rate</td><td>0.003</td>" in config
+    assert "<td>batch size</td><td>32</td>" in config and "<td>init</td><td>he_normal</td>" in config
+    assert "The dotted red line marks the early stop after epoch 2." in text
+    assert "2 epochs run (counted from 1); best epoch" in text
+    top = findings_lib.merged_top_examples(monitor.to_dict())
+    gallery = re.search(r"<h2>Per-example gradient norms</h2>(.*?)</section>", text, flags=re.S).group(1)
+    assert gallery.count("<div class='card") == len(top) >= 1 and gallery.count("<img alt='example'") == len(top)
+    predicted = trainer.predict(state, x[[t["index"] for t in top]]).argmax(-1)
+    assert [report.data["examples"][str(t["index"])]["prediction"] for t in top] == predicted.tolist()
+    assert [report.data["examples"][str(t["index"])]["label"] for t in top] == y[[t["index"] for t in top]].tolist()
+    attributions = re.search(r"<h2>Attributions of test examples</h2>(.*?)</section>", text, flags=re.S).group(1)
+    assert attributions.count("<div class='card") == 4 and attributions.count("<img") == 4 * 5
+    assert all(png.startswith(b"\x89PNG") for png in _images(text))
+
+
+def test_explain_report_images_and_tokens():
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+
+    class Bag(nn.Module):
+        @nn.compact
+        def __call__(self, tokens):
+            return nn.Dense(3)(nn.Embed(20, 4)(tokens).mean(1))
+
+    tokens = np.asarray([[1, 2, 3, 4], [5, 5, 6, 0]], np.int32)
+    model = Bag()
+    params = model.init(jax.random.key(0), tokens)
+    fn = lambda t: model.apply(params, t)  # noqa: E731
+    report = report_lib.explain_report(fn, tokens, np.asarray([0, 1]), info={"vocabulary": [f"w{i}" for i in range(20)]})
+    text = report.html()
+    assert text.count("<div class='tokens'>") == 2 and ">w5</span>" in text
+    # gradient x embedding per token, against a closed form: s = w_t·mean(E[tokens]) + b, so token j gets E_j·w_t / T
+    table, w = params["params"]["Embed_0"]["embedding"], params["params"]["Dense_0"]["kernel"]
+    target = np.asarray(fn(jnp.asarray(tokens))).argmax(-1)
+    expected = np.stack([np.asarray(table[tokens[i]] @ w[:, target[i]]) / 4 for i in range(2)])
+    np.testing.assert_allclose(report.data["token_attributions"], expected, rtol=1e-5, atol=1e-7)
+
+    images = np.random.default_rng(0).random((3, 6, 6, 1)).astype(np.float32)
+    kernel = jnp.asarray(np.random.default_rng(1).normal(size=(36, 4)), jnp.float32)
+    page = report_lib.explain_report(lambda x: x.reshape(len(x), -1) @ kernel, images).html()
+    assert page.count("<tr>") == 1 + 3 and page.count("class='tile'") == 3 * 6
+    with pytest.raises(ValueError, match="methods must be among"):
+        report_lib.explain_report(fn, tokens, methods=("occlusion",))
+
+
+def test_jdl_explain_on_a_directory_without_a_run_is_one_line(tmp_path, capsys):
+    assert cli.main(["explain", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jdl explain: error:") and "config.json and a checkpoint" in err and err.count("\n") == 1

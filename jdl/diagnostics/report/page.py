@@ -118,7 +118,7 @@ _CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;
         "th{background:#eee}figure{margin:1em 0}img{max-width:100%}figcaption{color:#555;font-size:.9em}"
         "#findings{background:#fff8e1;padding:.2em 1em;border-left:4px solid #f0a500}"
         ".gallery{display:flex;flex-wrap:wrap;gap:10px}.card{border:1px solid #ccc;padding:4px;font-size:.8em;text-align:center;"
-        "background:#fafafa}.card img{image-rendering:pixelated;width:96px;height:96px}.card.wrong{border-color:#c62828;"
+        "background:#fafafa}.card img{image-rendering:pixelated;width:96px;height:96px;margin:2px}.card.wrong{border-color:#c62828;"
         "background:#ffebee}.tokens span{padding:1px 2px;margin:1px;border-radius:2px;display:inline-block}"
         ".sev-critical{color:#b71c1c;font-weight:bold}.sev-warning{color:#e65100;font-weight:bold}.sev-info{color:#555}"
         "img.tile{image-rendering:pixelated;width:96px;height:96px}table.explain td{text-align:center}"

@@ -84,7 +84,9 @@ def token_html(tokens: Sequence[Any], weights: Sequence[float] | None = None, vo
                limit: int = 64) -> str:
     """Tokens as spans, shaded red (positive) / blue (negative) by weight when given (scaled to the largest |weight|)."""
     tokens = list(np.asarray(tokens).reshape(-1))[:limit]
-    scale = max((abs(float(w)) for w in (weights or [])), default=0.0) or 1.0
+    weights = None if weights is None else np.asarray(weights, float).reshape(-1)
+    scale = float(np.max(np.abs(weights[:limit]))) if weights is not None and weights.size else 0.0
+    scale = scale or 1.0
     spans = []
     for i, token in enumerate(tokens):
         word = vocabulary[int(token)] if vocabulary is not None and 0 <= int(token) < len(vocabulary) else str(token)
