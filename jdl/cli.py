@@ -123,12 +123,17 @@ def _report(args: argparse.Namespace) -> int:
     dirs = [Path(d) for d in args.run_dirs]
     for d in dirs:
         if not d.is_dir():
-            raise FileNotFoundError(f"{d} is not a run directory")
+            raise FileNotFoundError(f"{d} is not a jdl train run directory (with summary.json or metrics.csv)")
     if len(dirs) > 1:
         out = Path(args.out) if args.out else dirs[0].parent / ("compare_" + "_vs_".join(d.name for d in dirs))
         page, _ = report_lib.compare_report(dirs).save(out)
     else:
-        restored = _restored_run(dirs[0]) if not args.no_model else None
+        try:
+            restored = _restored_run(dirs[0]) if not args.no_model else None
+        except (ValueError, TypeError, KeyError, OSError) as err:  # the report still renders, without predictions
+            print(f"jdl report: note: the model could not be restored ({' '.join(str(err).split())[:200]}); "
+                  "examples are shown without predictions", file=sys.stderr)
+            restored = None
         trainer, state, data = restored or (None, None, None)
         page, _ = report_lib.training_report(dirs[0], trainer=trainer, state=state, data=data).save(args.out or dirs[0])
     print(f"wrote {page}")

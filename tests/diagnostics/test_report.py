@@ -232,7 +232,7 @@ def test_jdl_report_compares_runs_of_different_models(tmp_path, capsys):
     assert "<tr><td>monitor off</td><td>only nomon</td>" in page  # the findings diffed by topic
     assert len(_images(page)) == 2, "curves overlaid and per-layer profiles"
     assert cli.main(["report", str(a), str(tmp_path / "missing")]) == 2
-    assert "is not a run directory" in capsys.readouterr().err
+    assert "is not a jdl train run directory" in capsys.readouterr().err
 
 
 def test_a_report_of_100_epochs_and_10_layers_stays_under_3_mb_and_offline(tmp_path):
