@@ -57,13 +57,13 @@ def _score(fn: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array, jax.Arr
 def gradient(fn: Callable[[jax.Array], jax.Array], x: Any, *, target: Any) -> jax.Array:
     """Vanilla gradient (Simonyan et al. 2014): ∂ fn(x)[i, t_i] / ∂ x_i, shape of x."""
     x, target = _check(fn, x, target)
-    return jax.vmap(jax.grad(_score(fn)))(x, target)
+    return jax.jit(jax.vmap(jax.grad(_score(fn))))(x, target)
 
 
 def gradient_x_input(fn: Callable[[jax.Array], jax.Array], x: Any, *, target: Any) -> jax.Array:
     """Gradient × input (Shrikumar et al. 2016): x ⊙ ∂ fn(x)[i, t_i] / ∂ x_i, shape of x."""
     x, target = _check(fn, x, target)
-    return x * jax.vmap(jax.grad(_score(fn)))(x, target)
+    return jax.jit(lambda x, t: x * jax.vmap(jax.grad(_score(fn)))(x, t))(x, target)
 
 
 def integrated_gradients(fn: Callable[[jax.Array], jax.Array], x: Any, *, target: Any, baseline: Any = None,
@@ -96,7 +96,7 @@ def integrated_gradients(fn: Callable[[jax.Array], jax.Array], x: Any, *, target
         points = bi[None] + alphas.reshape((-1,) + (1,) * xi.ndim) * (xi - bi)[None]
         return (xi - bi) * jnp.sum(jax.grad(path_score)(points), axis=0)
 
-    return jax.vmap(one)(x, baseline, target)
+    return jax.jit(jax.vmap(one))(x, baseline, target)
 
 
 def smoothgrad(fn: Callable[[jax.Array], jax.Array], x: Any, *, target: Any, noise: float = 0.15, samples: int = 32,
@@ -117,7 +117,7 @@ def smoothgrad(fn: Callable[[jax.Array], jax.Array], x: Any, *, target: Any, noi
         eps = sigma * jax.random.normal(key, (int(samples), *xi.shape), xi.dtype)
         return jnp.mean(jax.vmap(grad, in_axes=(0, None))(xi[None] + eps, ti), axis=0)
 
-    return jax.vmap(one)(x, target, keys)
+    return jax.jit(jax.vmap(one))(x, target, keys)
 
 
 def embedding_attributions(apply: Callable[..., jax.Array], tokens: Any, *, target: Any,

@@ -260,9 +260,9 @@ def test_training_report_from_python_shows_config_examples_early_stop_and_attrib
     """One tiny real fit: the report from the Python objects, the same function `jdl train` calls."""
     import jdl
 
-    data = jdl.data.load("digits", as_images=True)
+    data = jdl.data.load("digits")  # flat (n, 64): thumbnails are drawn as 8×8 images
     x, y = data.x_train[:96], data.y_train[:96]
-    trainer = jdl.Trainer(jdl.models.CNN(conv=((4, 3),), pool=2, dense=(), outputs=10), loss="sparse_categorical_crossentropy",
+    trainer = jdl.Trainer(jdl.models.MLP(hidden=(8,), outputs=10), loss="sparse_categorical_crossentropy",
                           optimizer=jdl.optim.adam(3e-3), metrics=["accuracy"])
     monitor = jdl.callbacks.GradientMonitor(every=1, moments=True, top_k=6)
     stop = jdl.callbacks.EarlyStopping(monitor="loss", min_delta=10.0, patience=1)
@@ -274,7 +274,7 @@ def test_training_report_from_python_shows_config_examples_early_stop_and_attrib
     text = page.read_text()
     config = re.search(r"<h2>Config</h2>(.*?)</section>", text, flags=re.S).group(1)
     assert "<td>optimizer</td><td>adam</td>" in config and "<td>learning rate</td><td>0.003</td>" in config
-    assert "<td>batch size</td><td>32</td>" in config and "<td>init</td><td>he_normal</td>" in config
+    assert "<td>batch size</td><td>32</td>" in config and "<td>init</td><td>xavier_uniform</td>" in config
     assert "The dotted red line marks the early stop after epoch 2." in text
     assert "2 epochs run (counted from 1); best epoch" in text
     top = findings_lib.merged_top_examples(monitor.to_dict())

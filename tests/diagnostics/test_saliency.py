@@ -25,10 +25,10 @@ class TinyCNN(nn.Module):
 
 @pytest.fixture(scope="module")
 def digits_cnn():
-    """A tiny ReLU CNN trained full-batch on 512 digits (one compiled scan), its initial weights, and 24 test digits."""
+    """A tiny ReLU CNN trained full-batch on 256 digits (40 Adam steps, test accuracy ≈ 0.96) (one compiled scan), its initial weights, and 24 test digits."""
     data = jdl.data.load("digits", as_images=True)
-    x, y = jnp.asarray(data.x_train[:512], jnp.float32), jnp.asarray(data.y_train[:512])
-    model, optimizer = TinyCNN(), optax.adam(1e-2)
+    x, y = jnp.asarray(data.x_train[:256], jnp.float32), jnp.asarray(data.y_train[:256])
+    model, optimizer = TinyCNN(), optax.adam(2e-2)
     initial = model.init(jax.random.key(0), x[:1])
 
     def cost(p):
@@ -39,7 +39,7 @@ def digits_cnn():
         u, s = optimizer.update(jax.grad(cost)(p), s, p)
         return (optax.apply_updates(p, u), s), None
 
-    trained = jax.jit(lambda p: jax.lax.scan(step, (p, optimizer.init(p)), None, length=80)[0][0])(initial)
+    trained = jax.jit(lambda p: jax.lax.scan(step, (p, optimizer.init(p)), None, length=40)[0][0])(initial)
     x_test, y_test = jnp.asarray(data.x_test[:24], jnp.float32), jnp.asarray(data.y_test[:24])
     accuracy = float(jnp.mean(jnp.argmax(model.apply(trained, x_test), -1) == y_test))
     return model, trained, initial, x_test, y_test, accuracy
@@ -71,8 +71,8 @@ def test_gradient_is_jax_grad_of_the_class_logit():
     got = saliency.gradient(fn, x, target=7)
     reference = jax.grad(lambda xb: jnp.sum(model.apply(params, xb)[:, 7]))(x)  # examples are independent
     np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-7)
-    loop = np.stack([jax.grad(lambda xi: model.apply(params, xi[None])[0, 7])(x[i]) for i in range(3)])
-    np.testing.assert_allclose(got, loop, rtol=1e-5, atol=1e-7)
+    one = jax.grad(lambda xi: model.apply(params, xi[None])[0, 7])(x[1])
+    np.testing.assert_allclose(got[1], one, rtol=1e-5, atol=1e-7)
 
 
 def test_integrated_gradients_completeness_at_64_steps():
@@ -115,8 +115,9 @@ def _spearman(a, b):
 def test_adebayo_sanity_checks_on_digits(digits_cnn):
     """Vanilla gradients and SmoothGrad of a trained CNN favour strokes; randomized weights change them (Adebayo et al. 2018).
 
-    Measured: mass on strokes+edges ≈ 0.77 (gradient) / 0.78 (SmoothGrad) against the region's area share ≈ 0.69,
-    which is what a random (uniform) attribution puts there; rank correlation with randomized weights ≈ 0.03.
+    Measured (24 test digits): mass on strokes+edges 0.763 (gradient) / 0.768 (SmoothGrad) against the region's area
+    share 0.678, which is what a random (uniform) attribution puts there; rank correlation of |attributions| with
+    those of the untrained (randomly initialized) weights 0.11 / 0.13.
     """
     model, trained, initial, x, y, accuracy = digits_cnn
     assert accuracy > 0.8
