@@ -9,6 +9,7 @@ import shlex
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 from importlib.metadata import version
 
@@ -192,11 +193,71 @@ def _study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _restored_run(run_dir: Path) -> tuple[Any, Any, Any] | None:
+    """(trainer, state with the best weights, data as the model saw it) of a jdl train run directory, or None."""
+    import json
+
+    from jdl import config as config_lib
+    from jdl import data as data_lib
+    from jdl import runs as run_lib
+    from jdl.train import checkpoint
+
+    if not (run_dir / "config.json").is_file() or not any(
+            checkpoint.latest_step(run_dir / name) is not None for name in (run_lib.BEST, run_lib.LATEST)):
+        return None
+    config = config_lib.from_dict(json.loads((run_dir / "config.json").read_text()))
+    trainer, dataset = run_lib.build(config)
+    if config.data.standardize:
+        scaler = data_lib.Standardizer.fit(dataset.x_train)
+        dataset = dataset._replace(x_train=scaler(dataset.x_train), x_test=scaler(dataset.x_test))
+    for name in (run_lib.BEST, run_lib.LATEST):
+        if checkpoint.latest_step(run_dir / name) is not None:
+            state, _ = checkpoint.restore(run_dir / name, trainer.init(dataset.x_train[:1], seed=config.seed))
+            return trainer, state, dataset
+    return None
+
+
 def _report(args: argparse.Namespace) -> int:
-    """Write report.html + report.json for a run directory: `jdl report RUN_DIR`."""
+    """Write report.html + report.json of a run directory, or compare runs: `jdl report RUN_DIR [RUN_DIR ...] [--out DIR]`."""
     from jdl.diagnostics import report as report_lib
 
-    page, _ = report_lib.training_report(args.run_dir).save(args.run_dir)
+    dirs = [Path(d) for d in args.run_dirs]
+    for d in dirs:
+        if not d.is_dir():
+            raise FileNotFoundError(f"{d} is not a jdl train run directory (with summary.json or metrics.csv)")
+    if len(dirs) > 1:
+        out = Path(args.out) if args.out else dirs[0].parent / ("compare_" + "_vs_".join(d.name for d in dirs))
+        page, _ = report_lib.compare_report(dirs).save(out)
+    else:
+        try:
+            restored = _restored_run(dirs[0]) if not args.no_model else None
+        except (ValueError, TypeError, KeyError, OSError) as err:  # the report still renders, without predictions
+            print(f"jdl report: note: the model could not be restored ({' '.join(str(err).split())[:200]}); "
+                  "examples are shown without predictions", file=sys.stderr)
+            restored = None
+        trainer, state, data = restored or (None, None, None)
+        page, _ = report_lib.training_report(dirs[0], trainer=trainer, state=state, data=data).save(args.out or dirs[0])
+    print(f"wrote {page}")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    """Write explain.html: attributions of a run's model on test examples: `jdl explain RUN_DIR [--examples N]`."""
+    from jdl.diagnostics import report as report_lib
+
+    run_dir = Path(args.run_dir)
+    restored = _restored_run(run_dir) if run_dir.is_dir() else None
+    if restored is None:
+        raise FileNotFoundError(f"{run_dir} must be a jdl train run directory with config.json and a checkpoint")
+    trainer, state, data = restored
+    from jdl.nn.mode import mode_kwargs
+
+    kwargs = mode_kwargs(state.model, False)
+    fn = lambda x: state.model.apply(state.variables, x, **kwargs)  # noqa: E731
+    n = min(args.examples, len(data.x_test))
+    report = report_lib.explain_report(fn, data.x_test[:n], data.y_test[:n], info=data.info,
+                                       title=f"Attributions: {run_dir.name}")
+    page, _ = report.save(args.out or run_dir, name="explain")
     print(f"wrote {page}")
     return 0
 
@@ -241,9 +302,18 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     sweep.add_argument("--verbose", type=int, choices=(0, 1), default=1, help="0 silent, 1 a line per trial")
     sweep.set_defaults(run=_sweep)
-    report = commands.add_parser("report", help="(re)write report.html and report.json of a jdl train run directory")
-    report.add_argument("run_dir", help="a run directory written by jdl train")
+    report = commands.add_parser("report", help="(re)write report.html and report.json of a run directory; "
+                                 "with several, a side-by-side comparison")
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories written by jdl train")
+    report.add_argument("--out", default=None, help="where to write (default: the run directory; for a comparison "
+                        "compare_A_vs_B next to the first run)")
+    report.add_argument("--no-model", action="store_true", help="do not load the model (no example predictions)")
     report.set_defaults(run=_report)
+    explain = commands.add_parser("explain", help="write explain.html: saliency maps of a run's model on test examples")
+    explain.add_argument("run_dir", help="a run directory written by jdl train")
+    explain.add_argument("--examples", type=int, default=8, help="test examples to explain (default 8)")
+    explain.add_argument("--out", default=None, help="directory for explain.html (default: the run directory)")
+    explain.set_defaults(run=_explain)
     return parser
 
 

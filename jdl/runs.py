@@ -179,7 +179,7 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
     summary = {
         "name": config.name,
         "epochs_run": len(history.epoch),
-        "best_epoch": history.epoch[best_index] if best_index is not None else None,
+        "best_epoch": history.epoch[best_index] + 1 if best_index is not None else None,  # counted from 1
         "best_monitor": monitor,
         "train": trainer.evaluate(state, x_train[:split_at], dataset.y_train[:split_at]),
         "validation": (trainer.evaluate(state, x_train[split_at:], dataset.y_train[split_at:])
@@ -195,5 +195,6 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
     monitors = [c for c in callbacks if isinstance(c, callbacks_lib.GradientMonitor)]
     if monitors:
         _io.write_json(out / "monitor.json", monitors[0].to_dict())
-    report_lib.training_report(out).save(out)
+    report_lib.training_report(out, trainer=trainer, state=state,
+                               data=dataset._replace(x_train=x_train, x_test=x_test)).save(out)
     return summary

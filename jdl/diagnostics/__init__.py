@@ -4,8 +4,9 @@ the vanishing/exploding studies and the reports that present them.
 `probe` (the function; its module is jdl/diagnostics/probe.py) brings the monitor's statistics into any
 training loop; `Recorder` writes them as a run directory `jdl report` renders."""
 
-from jdl.diagnostics import recorder, report, rnn_studies, stats, studies
+from jdl.diagnostics import recorder, report, rnn_studies, saliency, stats, studies
 from jdl.diagnostics.jacobian import input_output_jacobian, jacobian_singular_values
+from jdl.diagnostics.report import training_report
 from jdl.diagnostics.rnn_studies import hidden_gradient_norms
 from jdl.diagnostics.per_example import (
     fast_path_coverage,
@@ -32,6 +33,8 @@ __all__ = [
     "recorder",
     "report",
     "rnn_studies",
+    "saliency",
     "stats",
     "studies",
+    "training_report",
 ]

@@ -12,7 +12,7 @@ grads, stats). stats, every `every` steps (zeros and on=False in between), keyed
 
     grad_norm, param_norm  {layer: ‖·‖₂}           finite {layer: bool}
     example_norm (n,)      ‖∇_θ ℓ_i‖₂, 0 where w_i = 0 (per_example)
-    gsnr {layer}, noise_scale                      from per-example moments (moments)
+    gsnr {layer}, noise_scale, noise_signal (|G|²), noise_trace (tr Σ)   from per-example moments (moments)
     activations {layer: {mean, std, saturated, dead}}   (activations="relu", "tanh", ...)
     on, step, index (n,)
 
@@ -126,6 +126,7 @@ def statistics(settings: Settings, params: Any, grads: Any, example_loss: Callab
             count = jnp.maximum(jnp.sum(keep), 2)
             out["gsnr"] = stats_lib.gsnr(total, squares, count)
             out["noise_scale"] = stats_lib.noise_scale(total, squares, count)
+            out["noise_signal"], out["noise_trace"] = stats_lib.noise_parts(total, squares, count)
     if settings.activations is not None:
         z = shared[0].preactivations(shared[1]) if shared is not None else preactivations()
         out["activations"] = {name: stats_lib.activation_stats(value, settings.activations) for name, value in z.items()}

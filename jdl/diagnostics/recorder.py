@@ -87,8 +87,9 @@ class MonitorLog:
         if "grad_norm" in record and "update_ratio" not in record:
             record["update_ratio"] = {k: float("nan") for k in record["grad_norm"]}
         record["finite"] = {k: bool(v) for k, v in ordered(row["finite"], self.layers).items()}
-        if "noise_scale" in row:
-            record["noise_scale"] = _f(row["noise_scale"])
+        for key in ("noise_scale", "noise_signal", "noise_trace"):
+            if key in row:
+                record[key] = _f(row[key])
         if "activations" in row:
             record["activations"] = {k: {s: _f(v) for s, v in d.items()}
                                      for k, d in ordered(row["activations"], self.layers).items()}

@@ -91,6 +91,17 @@ def gsnr(total: Any, squares: Any, n: int, eps: float = 1e-30) -> dict[str, jax.
     return {name: sums[name] / sizes[name] for name in sums}
 
 
+def noise_parts(total: Any, squares: Any, n: int) -> tuple[jax.Array, jax.Array]:
+    """(|G|², tr(Σ)): the unbiased estimates ‖ḡ‖² − tr(Σ)/n and Σ per-entry variances (McCandlish et al. 2018, App. A).
+
+    Their running averages, divided afterwards, estimate B_simple more stably than per-step ratios.
+    """
+    variance = gradient_variance(total, squares, n)
+    trace = sum(jnp.sum(v) for v in jax.tree_util.tree_leaves(variance))
+    mean_sq = sum(jnp.sum((s / n) ** 2) for s in jax.tree_util.tree_leaves(total))
+    return mean_sq - trace / n, trace
+
+
 def noise_scale(total: Any, squares: Any, n: int) -> jax.Array:
     """Simple gradient noise scale B_simple = tr(Σ) / ‖G‖² (McCandlish et al. 2018).
 
@@ -98,10 +109,7 @@ def noise_scale(total: Any, squares: Any, n: int) -> jax.Array:
     estimate ‖ḡ‖² − tr(Σ)/n of the true gradient's squared norm; NaN when that estimate is not
     positive (the batch's mean gradient is indistinguishable from noise, e.g. near convergence).
     """
-    variance = gradient_variance(total, squares, n)
-    trace = sum(jnp.sum(v) for v in jax.tree_util.tree_leaves(variance))
-    mean_sq = sum(jnp.sum((s / n) ** 2) for s in jax.tree_util.tree_leaves(total))
-    signal = mean_sq - trace / n
+    signal, trace = noise_parts(total, squares, n)
     return jnp.where(signal > 0, trace / jnp.where(signal > 0, signal, 1.0), jnp.nan)
 
 

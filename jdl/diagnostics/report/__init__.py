@@ -20,10 +20,21 @@ from jdl.diagnostics.report.studies import (
     rnn_findings,
     rnn_report,
 )
-from jdl.diagnostics.report.training import model_table, training_report
+from jdl.diagnostics.report.compare import compare_report
+from jdl.diagnostics.report.explain import explain_report
+from jdl.diagnostics.report.findings import Finding, RunFacts, noise_scale_curve, training_findings
+from jdl.diagnostics.report.training import RunData, load_run, model_table, training_report
 
 __all__ = [
+    "Finding",
     "Report",
+    "RunData",
+    "RunFacts",
+    "compare_report",
+    "explain_report",
+    "load_run",
+    "noise_scale_curve",
+    "training_findings",
     "Section",
     "depth_findings",
     "depth_report",
