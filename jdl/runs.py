@@ -191,8 +191,8 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
         "machine": {"platform": platform.platform(), "backend": jax.default_backend(), "devices": jax.device_count()},
     }
     _io.write_json(out / "summary.json", summary)
-    _io.write_json(out / "model.json", report_lib.model_table(state.params))
     monitors = [c for c in callbacks if isinstance(c, callbacks_lib.GradientMonitor)]
+    _io.write_json(out / "model.json", report_lib.model_table(state.params, monitors[0].layers if monitors else None))
     if monitors:
         _io.write_json(out / "monitor.json", monitors[0].to_dict())
     report_lib.training_report(out, trainer=trainer, state=state,

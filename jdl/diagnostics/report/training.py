@@ -35,19 +35,11 @@ def _read_csv(path: Path) -> dict[str, list[float]]:
     return columns
 
 
-def model_table(params: Any) -> list[dict[str, Any]]:
-    """One row per layer, in the order of `params` (network order when it came from the model): name, shapes, count."""
-    import jax
+def model_table(params: Any, layers: list[str] | None = None) -> list[dict[str, Any]]:
+    """One row per layer in call order (`layers`, else natural order of the names): name, shapes, count."""
+    from jdl.diagnostics.recorder import model_rows
 
-    from jdl._tree import layer_name
-
-    rows: dict[str, dict[str, Any]] = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        name = layer_name(path)
-        row = rows.setdefault(name, {"layer": name, "shapes": [], "parameters": 0})
-        row["shapes"].append(f"{str(getattr(path[-1], 'key', path[-1]))} {tuple(np.shape(leaf))}")
-        row["parameters"] += int(np.size(leaf))
-    return list(rows.values())
+    return model_rows(params, layers)
 
 
 @dataclasses.dataclass
