@@ -116,12 +116,10 @@ MAIN_JOB = Path(__file__).resolve().parents[1] / "examples" / "configs" / "digit
 
 @pytest.mark.slow
 def test_readme_main_job_reaches_97_percent_on_digits(tmp_path, capsys):
-    started = time.time()
     code, _, stderr = train(capsys, MAIN_JOB, "--out", tmp_path / "digits")
     assert code == 0, stderr
     summary = json.loads((tmp_path / "digits" / "summary.json").read_text())
     assert summary["test"]["accuracy"] >= 0.97, summary["test"]
-    assert time.time() - started < 120
 
 
 def test_the_real_jdl_train_command_writes_a_run_directory(tmp_path):
