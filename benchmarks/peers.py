@@ -578,8 +578,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.floor_worker:
         print(json.dumps(floor_worker(args)))
         return {}
-    import platform
-
     load_before = os.getloadavg()
     print(f"peers: {args.repeats} alternating repeats; n = {args.n}; torch threads {args.torch_threads}; "
           f"Keras tuned steps_per_execution {args.keras_spe}; load average {load_before[0]:.1f}", flush=True)
@@ -591,6 +589,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.baseline and "jdl" in frameworks:
             frameworks.insert(frameworks.index("jdl") + 1, "jdl_base")
         workloads[workload] = measure(workload, frameworks, args)
+        write_report(args, load_before, floors, workloads, partial=True)
+    report = write_report(args, load_before, floors, workloads, partial=False)
+    print_table(report, args)
+    print(f"\nwrote {args.out}")
+    return report
+
+
+def write_report(args: argparse.Namespace, load_before, floors, workloads, *, partial: bool) -> dict[str, Any]:
+    """Write the JSON (after every workload, so an interrupted run keeps what it measured)."""
+    import platform
+
     load_after = os.getloadavg()
     versions = {"python": platform.python_version(), "numpy": np.__version__}
     for block in workloads.values():
@@ -608,13 +617,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              "order rotating; wall and process CPU (all threads) per epoch or per call"},
         "caveat": "shared 2-core machine: other processes' load inflates wall times (torch's most); compare the "
                   "minima and CPU medians as well as the medians",
-        "floors": floors,
+        "floors": floors, "partial": partial,
         "workloads": workloads,
     }
-    print_table(report, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
     return report
 
 
