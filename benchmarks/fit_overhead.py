@@ -6,7 +6,7 @@ softmax cross-entropy over integer labels, batch 128, on the same data:
 
 - jdl: `Trainer(MLP(...)).fit(x, y, epochs=E, batch_size=128, verbose=0, state=state)`, which puts
   the data on the device, draws a permutation per epoch and runs the epoch's steps in one compiled
-  `lax.scan` (up to 256 steps per dispatch), each step guarded against a non-finite loss/gradient.
+  `lax.scan` (up to 256 steps per dispatch), carrying a non-finite flag (a failed epoch is re-run guarded).
 - reference: one `jax.jit` function per epoch that draws the permutation, gathers each batch by
   index from the on-device data inside a `lax.scan` over the epoch's batches, and applies
   `optax.adam`; a Python loop over epochs; no host work between epochs.
@@ -18,10 +18,11 @@ Method (../shared/PERFORMANCE.md): warm up (compile) every variant, then time ea
 E-epoch run from the same warmed-up state, with `jax.block_until_ready`, repeating and alternating
 the variants in one process (the order rotates every repeat); report medians in ms per step, the
 jdl/reference ratio (median of the per-repeat ratios, and the ratio of the medians), and the FLOP
-floor 6·params·batch / 360 GFLOP/s. With the breakdown (on by default) it also times jdl's own
-compiled chunk without fit's host work, jdl's step without the non-finite guard, the reference with
-jdl's guard, fit for one epoch (to split per-call from per-epoch cost), fit's host-side pieces one
-by one, and counts XLA compilations during the timed phase.
+floor 6·params·batch / 360 GFLOP/s. With the breakdown (on by default) it also times fit's compiled
+chunks without fit's host work (unguarded, as fit runs them, and where-guarded, as fit did before and
+does when re-running a failed epoch), the reference with each guard form (the finite flag alone,
+jnp.where, lax.cond), fit for one epoch (to split per-call from per-epoch cost), fit's host-side
+pieces one by one, the copies XLA put in each compiled scan body, and compilations while timing.
 
     python benchmarks/fit_overhead.py                        # full size, writes results/fit_overhead.json
     python benchmarks/fit_overhead.py --quick                # smoke run, writes results/fit_overhead_quick.json
