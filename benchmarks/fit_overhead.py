@@ -6,7 +6,7 @@ softmax cross-entropy over integer labels, batch 128, on the same data:
 
 - jdl: `Trainer(MLP(...)).fit(x, y, epochs=E, batch_size=128, verbose=0, state=state)`, which puts
   the data on the device, draws a permutation per epoch and runs the epoch's steps in one compiled
-  `lax.scan` (up to 256 steps per dispatch), each step guarded against a non-finite loss/gradient.
+  `lax.scan` (up to 256 steps per dispatch), carrying a non-finite flag (a failed epoch is re-run guarded).
 - reference: one `jax.jit` function per epoch that draws the permutation, gathers each batch by
   index from the on-device data inside a `lax.scan` over the epoch's batches, and applies
   `optax.adam`; a Python loop over epochs; no host work between epochs.
@@ -18,10 +18,11 @@ Method (../shared/PERFORMANCE.md): warm up (compile) every variant, then time ea
 E-epoch run from the same warmed-up state, with `jax.block_until_ready`, repeating and alternating
 the variants in one process (the order rotates every repeat); report medians in ms per step, the
 jdl/reference ratio (median of the per-repeat ratios, and the ratio of the medians), and the FLOP
-floor 6·params·batch / 360 GFLOP/s. With the breakdown (on by default) it also times jdl's own
-compiled chunk without fit's host work, jdl's step without the non-finite guard, the reference with
-jdl's guard, fit for one epoch (to split per-call from per-epoch cost), fit's host-side pieces one
-by one, and counts XLA compilations during the timed phase.
+floor 6·params·batch / 360 GFLOP/s. With the breakdown (on by default) it also times fit's compiled
+chunks without fit's host work (unguarded, as fit runs them, and where-guarded, as fit did before and
+does when re-running a failed epoch), the reference with each guard form (the finite flag alone,
+jnp.where, lax.cond), fit for one epoch (to split per-call from per-epoch cost), fit's host-side
+pieces one by one, the copies XLA put in each compiled scan body, and compilations while timing.
 
     python benchmarks/fit_overhead.py                        # full size, writes results/fit_overhead.json
     python benchmarks/fit_overhead.py --quick                # smoke run, writes results/fit_overhead_quick.json
@@ -51,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, median_time, timed  # noqa: E402
 
 CEILING_GFLOPS = 360.0  # f32 jax.jit matmul on this machine kind (../shared/PERFORMANCE.md)
-GOAL_RATIO = 1.10
+GOAL_RATIO = 1.05
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -126,7 +127,8 @@ def build_reference(hidden: tuple[int, ...], lr: float, batch_size: int, n: int,
     """(model, init(seed, x) -> carry, epoch(carry, epoch, x, y) -> (carry, mean loss)): Flax + Optax, one jit per epoch.
 
     guard adds a non-finite guard, ok = isfinite(loss) & all(isfinite(grads)) & not halted, and a
-    halted flag: "where" is jdl's (the new params and Adam state computed, then jnp.where(ok, new,
+    halted flag: "flag" only carries the flag (the state keeps updating; jdl's fit re-runs a failed
+    epoch guarded); "where" is jdl's previous guard (the new params and Adam state computed, then jnp.where(ok, new,
     old) leaf by leaf); "cond" applies the Adam update inside jax.lax.cond(ok, update, keep), as
     optax.apply_if_finite does.
     """
@@ -174,13 +176,15 @@ def build_reference(hidden: tuple[int, ...], lr: float, batch_size: int, n: int,
             finite = functools.reduce(jnp.logical_and, [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)],
                                       jnp.isfinite(loss))
             ok = finite & ~halted
-            if guard == "where":
+            if guard == "flag":  # jdl's fit: only the flag is carried; the state is re-run guarded on failure
+                new_params, new_opt = update((params, opt_state, grads))
+            elif guard == "where":
                 new_params, new_opt = jax.tree_util.tree_map(
                     lambda a, b: jnp.where(ok, a, b), update((params, opt_state, grads)), (params, opt_state))
             elif guard == "cond":
                 new_params, new_opt = jax.lax.cond(ok, update, lambda args: args[:2], (params, opt_state, grads))
             else:
-                raise ValueError(f"guard must be None, 'where' or 'cond', got {guard!r}")
+                raise ValueError(f"guard must be None, 'flag', 'where' or 'cond', got {guard!r}")
             return (new_params, new_opt, halted | ~finite), loss
 
         (params, opt_state, halted), losses = jax.lax.scan(body, (params, opt_state, halted),
@@ -221,11 +225,47 @@ def scan_body_copies(hlo_text: str, trip_count: int) -> dict[str, Any]:
     return {"copies_per_step": count, "copied_bytes_per_step": nbytes}
 
 
-def jdl_internals():
-    """jdl's private training pieces the breakdown drives directly (they may move: callers catch errors)."""
-    from jdl.train import sharding, step, trainer as trainer_mod
+class Internals:
+    """jdl's training pieces the breakdown drives directly: the compiled chunks, order and epoch means of fit."""
 
-    return trainer_mod, step, sharding
+    def __init__(self, trainer, state, x, y, batch_size: int, seed: int):
+        import jax
+
+        from jdl.data.batching import MAX_STEPS_PER_EXECUTION, BatchPlan
+        from jdl.train import compiled, inputs, sharding
+        from jdl.train.step import StepSpec
+
+        self.jax, self.compiled, self.inputs, self.sharding = jax, compiled, inputs, sharding
+        self.trainer, self.state, self.x, self.y, self.seed = trainer, state, x, y, seed
+        objective = trainer.objective
+        self.spec = StepSpec(objective, (), None, trainer.mesh)
+        self.plan = BatchPlan(len(x), batch_size, True, trainer.steps_per_execution or MAX_STEPS_PER_EXECUTION,
+                              sharding.device_count(trainer.mesh))
+        self.data = inputs.check_against_model(objective, state, inputs.data(objective, x, y, None))
+        self.device_data = sharding.replicate((self.data.x, self.data.y, self.data.w), trainer.mesh)
+        self.names = tuple(objective.log_names())
+        self.order = compiled.epoch_order(self.plan.n, True, trainer.mesh)
+
+    def chunk(self, guarded: bool):
+        return self.compiled.train_chunk(self.spec, self.plan, self.compiled.chunk_key(self.plan.chunks()[0]), False,
+                                         guarded)
+
+    def run_epochs(self, count: int, guarded: bool) -> Any:
+        """fit's device work alone: per epoch the order, the chunks and the epoch means; no host reads."""
+        jax, seed = self.jax, self.jax.device_put(np.uint32(self.seed))
+        state = self.state
+        for e in range(count):
+            order = self.order(seed, np.int32(e))
+            halted = jax.device_put(np.bool_(False))
+            logs = []
+            for chunk in self.plan.chunks():
+                run = self.compiled.train_chunk(self.spec, self.plan, self.compiled.chunk_key(chunk), False, guarded)
+                state, halted, out = run(state, halted, self.device_data, order, np.int32(chunk.start),
+                                         self.trainer.values)
+                out.pop("hooks")
+                logs.append(out)
+            means = self.compiled.epoch_means(self.names)(logs)
+        return jax.block_until_ready((state, halted, means))
 
 
 def count_params(tree: Any) -> int:
@@ -304,50 +344,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     breakdown: dict[str, Any] = {}
     if args.breakdown:
         try:
-            trainer_mod, step_mod, sharding = jdl_internals()
-            objective = trainer.objective()
-            run_chunk = trainer_mod._jitted_train_chunk(objective)
-            data = trainer._check_against_model(warm_state, trainer._data(x, y, None))
-            device_data = sharding.replicate((data.x, data.y, data.w), trainer.mesh)
-            plan = trainer_mod._EpochPlan(n, batch_size, trainer.steps_per_execution, True, args.seed, trainer.mesh)
-
-            def run_chunks(count=epochs):
-                state = warm_state
-                for e in range(count):
-                    halted = jnp.asarray(False)
-                    for indices, masks in plan.chunks(e):
-                        state, halted, logs = run_chunk(state, halted, device_data, indices, masks)
-                jax.block_until_ready((state, logs))
-
-            @jax.jit
-            def chunk_noguard(state, data, indices, masks):
-                def body(state, batch_plan):
-                    xb, yb, wb = step_mod.gather(data, batch_plan[0], batch_plan[1], objective.mesh)
-                    new_state, logs, _finite = step_mod.step_candidate(objective, state, xb, yb, wb)
-                    return new_state, logs
-
-                return jax.lax.scan(body, state, (indices, masks))
-
-            def run_noguard(count=epochs):
-                state = warm_state
-                for e in range(count):
-                    for indices, masks in plan.chunks(e):
-                        state, logs = chunk_noguard(state, device_data, indices, masks)
-                jax.block_until_ready((state, logs))
-
-            for name, fn in (("jdl compiled chunk only", run_chunks), ("jdl chunk, no guard", run_noguard)):
+            internals = Internals(trainer, warm_state, x, y, batch_size, args.seed)
+            for guarded, name, note in (
+                (False, "jdl chunks, unguarded (fit now)",
+                 "fit's compiled chunks, epoch order and epoch means without fit's host work; the state keeps "
+                 "updating, only the halted flag is carried"),
+                (True, "jdl chunks, where-guarded (fit before)",
+                 "the same with keep_if(finite & ~halted, new, old) per step: the previous fit and its re-run"),
+            ):
+                variants[name] = functools.partial(lambda count=epochs, g=guarded: internals.run_epochs(count, g))
                 t0 = time.perf_counter()
-                fn(1)
+                variants[name](1)
                 compile_s[name] = time.perf_counter() - t0
-                variants[name] = fn
-            notes["jdl compiled chunk only"] = "fit's compiled lax.scan called per epoch via _EpochPlan; no validation/host work"
-            notes["jdl chunk, no guard"] = "jdl's gather + step_candidate in a scan, without keep_if / halted"
+                notes[name] = note
         except Exception as err:  # jdl internals moved: report, keep the main comparison
             breakdown["jdl_internals_error"] = f"{type(err).__name__}: {err}"
             print(f"breakdown: jdl internals unavailable ({breakdown['jdl_internals_error']})", file=sys.stderr)
 
         guard_epochs = {}
         for guard, name, note in (
+            ("flag", "reference + finite flag (fit's guard)",
+             "reference plus isfinite(loss, grads) carried as a halted flag, the update unconditional"),
             ("where", "reference + jdl's where-guard",
              "reference plus isfinite(loss, grads) and jnp.where(ok, new, old) over params + Adam state (jdl's keep_if)"),
             ("cond", "reference + lax.cond guard",
@@ -361,14 +378,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             notes[name] = note
         # Copies XLA puts in the scan body (per step), from the compiled HLO: deterministic, unlike timings.
         try:
-            idx0, mask0 = next(iter(plan.chunks(0)))
-            hlo = {
-                REF: ref_epoch.lower(ref_start, 0, x_dev, y_dev).compile().as_text(),
-                "reference + jdl's where-guard": guard_epochs["where"].lower(ref_start, 0, x_dev, y_dev).compile().as_text(),
-                "reference + lax.cond guard": guard_epochs["cond"].lower(ref_start, 0, x_dev, y_dev).compile().as_text(),
-                "jdl compiled chunk only": run_chunk.lower(warm_state, jnp.asarray(False), device_data, idx0, mask0).compile().as_text(),
-                "jdl chunk, no guard": chunk_noguard.lower(warm_state, device_data, idx0, mask0).compile().as_text(),
-            }
+            hlo = {name: guard_epochs[g].lower(ref_start, 0, x_dev, y_dev).compile().as_text()
+                   for g, name in (("flag", "reference + finite flag (fit's guard)"),
+                                   ("where", "reference + jdl's where-guard"), ("cond", "reference + lax.cond guard"))}
+            hlo[REF] = ref_epoch.lower(ref_start, 0, x_dev, y_dev).compile().as_text()
+            if "jdl_internals_error" not in breakdown:
+                order0 = internals.order(jax.device_put(np.uint32(args.seed)), np.int32(0))
+                call = (warm_state, jnp.asarray(False), internals.device_data, order0, np.int32(0), trainer.values)
+                hlo["jdl chunks, unguarded (fit now)"] = internals.chunk(False).lower(*call).compile().as_text()
+                hlo["jdl chunks, where-guarded (fit before)"] = internals.chunk(True).lower(*call).compile().as_text()
             breakdown["scan_body_copies"] = {name: scan_body_copies(text, steps_per_epoch) for name, text in hlo.items()}
         except Exception as err:
             breakdown["scan_body_copies_error"] = f"{type(err).__name__}: {err}"
@@ -438,17 +456,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # host-side pieces of fit, one by one -----------------------------------------------------------
     if args.breakdown and "jdl_internals_error" not in breakdown:
         try:
-            breakdown.update(host_breakdown(trainer, warm_state, x, y, batch_size, args.seed, epochs))
+            breakdown.update(host_breakdown(internals, epochs))
         except Exception as err:
             breakdown["host_error"] = f"{type(err).__name__}: {err}"
             print(f"breakdown: host timings failed ({breakdown['host_error']})", file=sys.stderr)
-        if "jdl compiled chunk only" in wall:
-            diffs = [a - b for a, b in zip(wall[FIT], wall["jdl compiled chunk only"])]
+        if "jdl chunks, unguarded (fit now)" in wall:
+            diffs = [a - b for a, b in zip(wall[FIT], wall["jdl chunks, unguarded (fit now)"])]
             breakdown["fit_minus_chunk_paired_ms_per_call"] = statistics.median(diffs) * 1e3
         if "jdl Trainer.fit, 1 epoch" in results:
             t1 = results["jdl Trainer.fit, 1 epoch"]["median_s_per_call"]
             te = results[FIT]["median_s_per_call"]
-            chunk = results.get("jdl compiled chunk only", {}).get("median_s_per_call")
+            chunk = results.get("jdl chunks, unguarded (fit now)", {}).get("median_s_per_call")
             per_epoch = (te - t1) / (epochs - 1)
             breakdown["fit_linear_model"] = {
                 "per_call_fixed_ms": (t1 - per_epoch) * 1e3,
@@ -484,22 +502,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return report
 
 
-def host_breakdown(trainer, state, x, y, batch_size: int, seed: int, epochs: int) -> dict[str, Any]:
+def host_breakdown(internals: Internals, epochs: int) -> dict[str, Any]:
     """Median wall milliseconds of each host-side piece of fit, timed on its own after a warm-up call."""
     import jax
-    import jax.numpy as jnp
 
     from jdl import optim
 
-    trainer_mod, _, sharding = jdl_internals()
-    n = len(x)
-    objective = trainer.objective()
-    run_chunk = trainer_mod._jitted_train_chunk(objective)
-    data = trainer._check_against_model(state, trainer._data(x, y, None))
-    device_data = sharding.replicate((data.x, data.y, data.w), trainer.mesh)
-    plan = trainer_mod._EpochPlan(n, batch_size, trainer.steps_per_execution, True, seed, trainer.mesh)
-    chunks = list(plan.chunks(0))
-    new_state, halted, logs = run_chunk(state, jnp.asarray(False), device_data, *chunks[0])
+    i, trainer, state = internals, internals.trainer, internals.state
+    objective, mesh, sharding, compiled = trainer.objective, trainer.mesh, internals.sharding, internals.compiled
+    seed = jax.device_put(np.uint32(i.seed))
+    order = i.order(seed, np.int32(0))
+    run = i.chunk(False)
+    new_state, halted, logs = run(state, jax.device_put(np.bool_(False)), i.device_data, order, np.int32(0),
+                                  trainer.values)
+    logs.pop("hooks")
     jax.block_until_ready((new_state, logs))
     chunk_logs = [logs]
 
@@ -507,27 +523,30 @@ def host_breakdown(trainer, state, x, y, batch_size: int, seed: int, epochs: int
         return median_time(fn) * 1e3
 
     per_call = {
-        "validate x, y on the host (_data: np.asarray, isfinite, dtype)": ms(lambda: trainer._data(x, y, None)),
-        "check against the model (_check_against_model: eval_shape, targets)":
-            ms(lambda: trainer._check_against_model(state, data)),
+        "validate x, y on the host (inputs.data: np.asarray, isfinite, dtype)":
+            ms(lambda: i.inputs.data(objective, i.x, i.y, None)),
+        "check against the model (inputs.check_against_model: eval_shape, targets)":
+            ms(lambda: i.inputs.check_against_model(objective, state, i.data)),
         "put the data set on the device (replicate x, y, w)":
-            ms(lambda: jax.block_until_ready(sharding.replicate((data.x, data.y, data.w), trainer.mesh))),
-        "replicate the state": ms(lambda: jax.block_until_ready(sharding.replicate(state, trainer.mesh))),
-        "epoch plan (_EpochPlan)": ms(lambda: trainer_mod._EpochPlan(n, batch_size, None, True, seed, trainer.mesh)),
+            ms(lambda: jax.block_until_ready(sharding.replicate((i.data.x, i.data.y, i.data.w), mesh))),
+        "copy the caller's state (compiled.copy: it is never donated)":
+            ms(lambda: jax.block_until_ready(compiled.copy(state))),
     }
     per_epoch = {
-        "permutation + index chunks (plan.chunks), host dispatch only": ms(lambda: list(plan.chunks(1))),
-        "  the same, waiting for the permutation (the reference computes it too)":
-            ms(lambda: jax.block_until_ready(list(plan.chunks(1)))),
-        "epoch means of the logs (_epoch_means, eager ops)":
-            ms(lambda: jax.block_until_ready(trainer_mod._epoch_means(objective, chunk_logs))),
+        "the epoch's permutation (compiled.epoch_order), waiting for it": ms(lambda: jax.block_until_ready(
+            i.order(seed, np.int32(1)))),
+        "copy of the epoch's starting state (for a guarded re-run)": ms(lambda: jax.block_until_ready(
+            compiled.copy(state))),
+        "epoch means of the logs (compiled.epoch_means)":
+            ms(lambda: jax.block_until_ready(compiled.epoch_means(i.names)(chunk_logs))),
         "learning rate + device_get of logs (results ready)": ms(lambda: jax.device_get({
-            "logs": trainer_mod._epoch_means(objective, chunk_logs), "halted": halted, "start": state.step,
+            "logs": compiled.epoch_means(i.names)(chunk_logs), "halted": halted, "step": state.step,
             "lr": optim.learning_rate(new_state.opt_state), "chunks": [c["nonfinite"] for c in chunk_logs]})),
         "dispatch of the compiled chunk (returns before the work is done)":
-            ms(lambda: run_chunk(state, jnp.asarray(False), device_data, *chunks[0])),
+            ms(lambda: run(state, jax.device_put(np.bool_(False)), i.device_data, order, np.int32(0), trainer.values)),
     }
-    jax.block_until_ready(run_chunk(state, jnp.asarray(False), device_data, *chunks[0]))
+    jax.block_until_ready(run(state, jax.device_put(np.bool_(False)), i.device_data, order, np.int32(0),
+                              trainer.values))
     return {
         "host_per_call_ms": per_call,
         "host_per_call_total_ms": sum(per_call.values()),

@@ -14,6 +14,7 @@ the kernel-fits check (height C < kernel), whose message names the same possibil
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -156,15 +157,9 @@ def _channels_last_conv_bwd(strides, pads, dilation, residuals, dy):
     """
     x, k = residuals
     rank = x.ndim - 2
-    spatial = tuple(range(1, rank + 1))
     windows = k.shape[:rank]
     x_pad = jnp.pad(x, [(0, 0), *pads, (0, 0)])
-    lhs = jnp.transpose(x_pad, (rank + 1, *spatial, 0))
-    rhs = jnp.transpose(dy, (*spatial, 0, rank + 1))
-    dk = lax.conv_general_dilated(lhs, rhs, tuple(dilation), "VALID", rhs_dilation=tuple(strides),
-                                  dimension_numbers=_specs(rank))
-    dk = dk[(slice(None), *(slice(0, w) for w in windows))]
-    dk = jnp.transpose(dk, (*spatial, 0, rank + 1))
+    dk = kernel_grad(x_pad, dy, windows, strides, dilation)
     config = [(0, 0, 0)]
     for n, w, (lo, _), s, d, m in zip(x.shape[1:-1], windows, pads, strides, dilation, dy.shape[1:-1]):
         before = d * (w - 1) - lo
@@ -176,6 +171,33 @@ def _channels_last_conv_bwd(strides, pads, dilation, residuals, dy):
     dx = lax.conv_general_dilated(dy_pad, k_flip, (1,) * rank, "VALID", rhs_dilation=tuple(dilation),
                                   dimension_numbers=_specs(rank))
     return dx, dk
+
+
+COLUMN_CHANNELS = 8
+"""Below this many input channels `kernel_grad` stacks the window's views into one column matrix."""
+
+
+def kernel_grad(x_pad: jax.Array, dy: jax.Array, windows: Sequence[int], strides: Sequence[int],
+                dilation: Sequence[int]) -> jax.Array:
+    """dK[u, c, o] = Σ_{b,i} x_pad[b, s·i + d·u, c] dy[b, i, o] for each window offset u: (*windows, C, O).
+
+    x_pad (batch, *padded, C), dy (batch, *out, O). Each offset's view V_u = x_pad[:, d·u + s·i] is a
+    strided slice (batch·out, C); dK[u] = V_uᵀ dy. With few channels the K views are stacked into
+    one (batch·out, K·C) column matrix and dK is ONE product (K·C, O); otherwise K products (C, O).
+    Both replace the batch-as-channels convolution XLA:CPU runs slowly for large "kernels" (dy).
+    """
+    out, c, o = dy.shape[1:-1], x_pad.shape[-1], dy.shape[-1]
+    views = []
+    for offset in itertools.product(*(range(w) for w in windows)):
+        start = (0, *(d * u for u, d in zip(offset, dilation)), 0)
+        limit = (x_pad.shape[0], *(d * u + s * (m - 1) + 1 for u, d, s, m in zip(offset, dilation, strides, out)), c)
+        views.append(lax.slice(x_pad, start, limit, (1, *strides, 1)).reshape(-1, c))
+    rows = dy.reshape(-1, o)
+    if c < COLUMN_CHANNELS:
+        dk = jnp.tensordot(jnp.concatenate(views, axis=1), rows, axes=(0, 0))
+    else:
+        dk = jnp.stack([jnp.tensordot(v, rows, axes=(0, 0)) for v in views])
+    return dk.reshape(*windows, c, o)
 
 
 _channels_last_conv.defvjp(_channels_last_conv_fwd, _channels_last_conv_bwd)

@@ -25,9 +25,12 @@ CACHE_SIZE = 64
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
-def train_chunk(spec: StepSpec, plan: BatchPlan, chunk: Chunk, donate: bool) -> Callable:
-    """jit(state, halted, data, order, start, values) of `chunk`'s shape; donate: reuse the state's buffers."""
-    fn = functools.partial(step.train_chunk, spec, plan, chunk)
+def train_chunk(spec: StepSpec, plan: BatchPlan, chunk: Chunk, donate: bool, guarded: bool = True) -> Callable:
+    """jit(state, halted, data, order, start, values) of `chunk`'s shape; donate: reuse the state's buffers.
+
+    guarded: every step keeps the state unchanged once a step was non-finite (step.train_chunk).
+    """
+    fn = functools.partial(step.train_chunk, spec, plan, chunk, guarded=guarded)
     return jax.jit(fn, donate_argnums=(0,) if donate else ())
 
 

@@ -4,6 +4,12 @@ The host blocks once per epoch (to read the epoch's logs for the callbacks); wit
 chunks are dispatched back to back, each one `lax.scan` over its steps, with the permutation drawn
 on the device. Where no callback keeps a reference to a state, each dispatch donates the previous
 state's buffers to the next.
+
+The non-finite guard costs nothing per step: the chunks run unguarded, each step only adding its
+finite flag to an on-device halted flag, which the host reads with the epoch's logs. When it is
+set, the epoch is run again from a copy of its starting state by the guarded chunks (compiled on
+first failure), which stop updating at the first non-finite step; that state and those logs are
+the epoch's. Callbacks whose `on_train_batch_end` may replace the state make every epoch guarded.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ import numpy as np
 from jdl import optim
 from jdl.data.batching import BatchPlan
 from jdl.train import compiled
-from jdl.train.callbacks.base import CallbackList, FitContext
+from jdl.train.callbacks.backup_and_restore import BackupAndRestore
+from jdl.train.callbacks.base import Callback, CallbackList, FitContext
+from jdl.train.callbacks.progress import ProgressBar
 from jdl.train.objective import CostValues
 from jdl.train.state import TrainState
 from jdl.train.step import StepSpec
@@ -51,30 +59,21 @@ class EpochLoop:
         state = self.callbacks.on_train_begin(state, {})
         step = int(jax.device_get(state.step))
         epoch = context.initial_epoch
+        guarded = replaces_batch_states(self.callbacks.callbacks)
         while epoch < context.epochs and not context.stop_training:
-            done, chunk_logs = context.take_partial()  # steps a mid-epoch checkpoint already ran, and their logs
+            done, done_logs = context.take_partial()  # steps a mid-epoch checkpoint already ran, and their logs
             if done:
                 step -= done
             else:
                 state = self.callbacks.on_epoch_begin(epoch, state, {})
-            halted = jax.device_put(np.bool_(any(np.any(c["nonfinite"]) for c in chunk_logs)))
             order = compiled.epoch_order(self.plan.n, self.plan.shuffle, self.spec.mesh)(seed, np.int32(epoch))
-            for chunk in self.plan.chunks():
-                if chunk.start < done:
-                    continue
-                run_chunk = compiled.train_chunk(self.spec, self.plan, compiled.chunk_key(chunk), donate)
-                state, halted, logs = run_chunk(state, halted, self.data, order, np.int32(chunk.start), self.values)
-                records = logs.pop("hooks")
-                for callback, record in zip(self.hooked, records):
-                    callback.on_step_records(record)
-                chunk_logs.append(logs)
-                state = self.callbacks.on_train_batch_end(chunk.steps, state, logs)
-            epoch_logs = compiled.epoch_means(weighting)(chunk_logs)
-            if self.evaluate is not None:
-                epoch_logs.update({f"val_{k}": v for k, v in self.evaluate(state).items()})
-            host = jax.device_get({"logs": epoch_logs, "halted": halted, "step": state.step,
-                                   "lr": optim.learning_rate(state.opt_state),
-                                   "chunks": [c["nonfinite"] for c in chunk_logs]})
+            start = state if guarded or not donate else compiled.copy(state)
+            state, halted, chunk_logs = self.epoch(state, order, donate, guarded, True, done, done_logs)
+            host = self.read(state, halted, chunk_logs, weighting)
+            if host["halted"] and not guarded:
+                state, halted, chunk_logs = self.epoch(start, order, donate, True, False, done, done_logs)
+                host = self.read(state, halted, chunk_logs, weighting)
+            del start
             logs = {k: float(v) for k, v in host["logs"].items()}
             if host["lr"] is not None:
                 logs["lr"] = float(host["lr"])
@@ -87,6 +86,37 @@ class EpochLoop:
             state = self.callbacks.on_epoch_end(epoch, state, logs)
             epoch += 1
         return self.callbacks.on_train_end(state, {})
+
+    def epoch(self, state: TrainState, order: Any, donate: bool, guarded: bool, callbacks: bool,
+              done: int = 0, done_logs: list[dict] = ()) -> tuple[TrainState, Any, list[dict]]:
+        """Dispatch the epoch's chunks from step `done` on: (state, halted flag, every chunk's logs).
+
+        done, done_logs: the steps a mid-epoch checkpoint already ran and their chunks' logs;
+        callbacks: run the step hooks' and on_train_batch_end (not when an epoch is re-run guarded).
+        """
+        chunk_logs = list(done_logs)
+        halted = jax.device_put(np.bool_(any(np.any(c["nonfinite"]) for c in chunk_logs)))
+        for chunk in self.plan.chunks():
+            if chunk.start < done:
+                continue
+            run_chunk = compiled.train_chunk(self.spec, self.plan, compiled.chunk_key(chunk), donate, guarded)
+            state, halted, logs = run_chunk(state, halted, self.data, order, np.int32(chunk.start), self.values)
+            records = logs.pop("hooks")
+            chunk_logs.append(logs)
+            if callbacks:
+                for callback, record in zip(self.hooked, records):
+                    callback.on_step_records(record)
+                state = self.callbacks.on_train_batch_end(chunk.steps, state, logs)
+        return state, halted, chunk_logs
+
+    def read(self, state: TrainState, halted: Any, chunk_logs: list[dict], weighting: tuple[tuple[str, str], ...]) -> dict:
+        """The epoch's means (and validation), halted flag, step, learning rate and non-finite flags, on the host."""
+        epoch_logs = compiled.epoch_means(weighting)(chunk_logs)
+        if self.evaluate is not None:
+            epoch_logs.update({f"val_{k}": v for k, v in self.evaluate(state).items()})
+        return jax.device_get({"logs": epoch_logs, "halted": halted, "step": state.step,
+                               "lr": optim.learning_rate(state.opt_state),
+                               "chunks": [c["nonfinite"] for c in chunk_logs]})
 
     def nonfinite_report(self, state: TrainState, epoch: int, start_step: int, host: dict) -> str:
         """Where the first non-finite loss or gradient appeared: epoch, step, batch and first layer."""
@@ -110,3 +140,12 @@ class EpochLoop:
             f"Non-finite loss or gradient at epoch {epoch} (0-based), global step {step}, batch {batch} of the epoch; "
             f"first non-finite: {where}. Training stopped; the returned state is the one after the last finite step."
         )
+
+
+_QUIET_BATCH_END = (Callback.on_train_batch_end, ProgressBar.on_train_batch_end, BackupAndRestore.on_train_batch_end)
+
+
+def replaces_batch_states(callbacks: Any) -> bool:
+    """True when a callback's on_train_batch_end may return a new state (the epoch then cannot be re-run alone)."""
+    return any(getattr(c.on_train_batch_end, "__func__", c.on_train_batch_end) not in _QUIET_BATCH_END
+               for c in callbacks)

@@ -150,16 +150,19 @@ def test_activation_is_applied_after_the_bias():
     assert "bias" not in jax.eval_shape(Conv2D(3, 3, use_bias=False).init, jax.random.key(0), x)["params"]
 
 
-GRAD_CONFIGS = [(2, (1, 1), ((1, 1), (1, 1)), (1, 1)), (2, (3, 2), ((0, 1), (2, 0)), (2, 2)),
-                (1, (2,), ((3, 1),), (2,))]
+GRAD_CONFIGS = [(2, (1, 1), ((1, 1), (1, 1)), (1, 1), 2), (2, (3, 2), ((0, 1), (2, 0)), (2, 2), 2),
+                (1, (2,), ((3, 1),), (2,), 2), (2, (2, 1), ((1, 0), (0, 2)), (1, 2), 9), (1, (1,), ((0, 2),), (1,), 9)]
 
 
-@pytest.mark.parametrize("rank, strides, pads, dilation", GRAD_CONFIGS)
-def test_conv_gradient_matches_finite_differences_and_lax(x64, rank, strides, pads, dilation):
-    """jdl's convolution gradient (forward convolutions only) against float64 FD and lax's own transpose."""
+@pytest.mark.parametrize("rank, strides, pads, dilation, channels", GRAD_CONFIGS)
+def test_conv_gradient_matches_finite_differences_and_lax(x64, rank, strides, pads, dilation, channels):
+    """jdl's convolution gradient (forward operations only) against float64 FD and lax's own transpose.
+
+    channels 2 takes kernel_grad's one column-matrix product, 9 its product per window offset.
+    """
     rng = np.random.default_rng(3)
-    x = rng.normal(size=(2,) + (6,) * rank + (2,))
-    kernel = rng.normal(size=(3,) * rank + (2, 2))
+    x = rng.normal(size=(2,) + (6,) * rank + (channels,))
+    kernel = rng.normal(size=(3,) * rank + (channels, 2))
     specs = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}[rank]
 
     def loss(conv, x, k):

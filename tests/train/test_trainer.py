@@ -295,3 +295,40 @@ def test_a_list_of_arrays_is_several_inputs_for_a_model_that_takes_several():
     state = t.init([a, b])
     assert [path for path, _, _ in state.input_spec] == ["[0]", "[1]"], "two inputs, not one stacked (2, 6, 4) array"
     assert inputs.model_inputs(MLP(hidden=(2,)), [a, b]).shape == (2, 6, 4), "one input: stacked"
+
+
+def diverging():
+    x = np.linspace(-1, 1, 32, dtype=np.float32)[:, None]
+    return x, (1e3 * x).astype(np.float32), Trainer(MLP(hidden=(8,), outputs=1), loss="mse", optimizer=optim.sgd(10.0))
+
+
+def test_a_non_finite_step_leaves_the_state_of_a_step_by_step_guarded_loop():
+    """fit's unguarded chunks + guarded re-run on failure == Trainer.train_step (guarded) batch by batch."""
+    x, y, t = diverging()
+    with pytest.warns(RuntimeWarning, match="Non-finite"):
+        state, history = t.fit(x, y, epochs=20, batch_size=8, shuffle=False, verbose=0)
+    ref = t.init(x)
+    failed = None
+    for step in range(20 * 4):
+        start = 8 * (step % 4)
+        ref, logs = t.train_step(ref.replace(examples=np.float32(32)), (x[start:start + 8], y[start:start + 8]))
+        if not bool(logs["finite"]):
+            failed = step
+            break
+    assert failed is not None and f"global step {failed}," in history.stop_reason
+    assert int(state.step) == failed
+    for a, b in zip(jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(ref.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    assert len(history.epoch) == failed // 4 + 1
+
+
+def test_a_callback_that_replaces_states_per_dispatch_gets_the_guarded_chunks():
+    """With an on_train_batch_end that may return a state, every chunk is guarded: same stop, same state."""
+    x, y, t = diverging()
+    seen = []
+    with pytest.warns(RuntimeWarning, match="Non-finite"):
+        fast, fast_history = t.fit(x, y, epochs=20, batch_size=8, shuffle=False, verbose=0)
+        slow, slow_history = t.fit(x, y, epochs=20, batch_size=8, shuffle=False, verbose=0, callbacks=[
+            cb.LambdaCallback(on_train_batch_end=lambda steps, state, logs: seen.append(steps))])
+    assert fast_history.stop_reason == slow_history.stop_reason and int(fast.step) == int(slow.step)
+    assert params_equal(fast.params, slow.params) and seen

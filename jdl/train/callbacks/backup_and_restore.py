@@ -108,6 +108,8 @@ class BackupAndRestore(Callback):
             return None
         epoch = self._epoch
         chunks = [{k: np.asarray(v) for k, v in c.items()} for c in jax.device_get(self._partial)]
+        if any(np.any(c["nonfinite"]) for c in chunks):
+            return None  # the loop re-runs this epoch guarded and stops training; its end is checkpointed
         partial = {"steps": self._done, "logs": [{k: v.tolist() for k, v in c.items()} for c in chunks],
                    "dtypes": {k: v.dtype.name for k, v in chunks[0].items()}}
         step = self._save(epoch - 1, state, partial)
