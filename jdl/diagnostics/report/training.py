@@ -432,11 +432,13 @@ def _examples_section(plt: Any, monitor: Mapping[str, Any], data: Mapping[str, A
         "model finds hardest, often mislabeled ones; they are shown below (repeats merged), red when the model's "
         "prediction differs from the label."])
     norms = np.concatenate([np.asarray(r.get("example_norm", []), float) for r in records]) if records else np.zeros(0)
-    if monitor.get("example_histogram"):
-        hist = monitor["example_histogram"]
+    hist = monitor.get("example_norm_histogram") or monitor.get("example_histogram")
+    if hist and sum(hist.get("counts", [])) > 0:
         fig, ax = plt.subplots(figsize=(7, 3.0))
         edges = np.asarray(hist["edges"], float)
         ax.stairs(np.asarray(hist["counts"], float), edges, fill=True, color="#4a7ab7")
+        if edges[0] > 0:
+            ax.set_xscale("log")
     elif norms.size:
         fig, ax = plt.subplots(figsize=(7, 3.0))
         ax.hist(norms, bins=50, color="#4a7ab7")
