@@ -91,7 +91,11 @@ def test_run_directory_and_refusal_to_overwrite(tmp_path, capsys):
     for title in ("Findings", "Run summary", "Model", "Training curves", "Gradient norms per layer",
                   "Per-example gradient norms", "Gradient signal and noise", "Activation statistics"):
         assert title in titles, title
-    assert page.count("<img") == 6 and json.loads((out / "report.json").read_text())["summary"]["epochs_run"] == 3
+    assert re.findall(r"<figcaption>(.*?)</figcaption>", page) == [
+        "training curves", "per-layer gradient norm over training (log10)", "histogram of per-example gradient norms",
+        "GSNR and gradient noise scale over training", "saturation / dead units over training"]
+    assert "The learning rate was constant" in page, "a constant learning rate is a sentence, not a plot"
+    assert json.loads((out / "report.json").read_text())["summary"]["epochs_run"] == 3
 
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     code, _, stderr = train(capsys, config_path, "--out", out)

@@ -75,8 +75,9 @@ def load_run(run_dir: str | os.PathLike) -> RunData:
     curves = _read_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").is_file() else {}
     if "epoch" in curves:
         curves["epoch"] = [int(e) + 1 for e in curves["epoch"]]  # CSVLogger writes Keras' 0-based epoch index
-    model = config.get("model", {})
-    train = config.get("train", {})
+    model, train = config.get("model", {}), config.get("train", {})
+    model = model if isinstance(model, Mapping) else {"name": str(model)}  # a Recorder's config may only name it
+    train = train if isinstance(train, Mapping) else {}
     context = {"batch_size": train.get("batch_size"), "learning_rate": train.get("learning_rate"),
                "activation": model.get("activation"), "epochs": train.get("epochs"),
                "num_classes": model.get("outputs") if isinstance(model.get("outputs"), int) else None}
@@ -302,6 +303,8 @@ def _summary_section(run: RunData) -> Section:
 
 def config_rows(config: Mapping[str, Any]) -> list[list[Any]]:
     """The config's facts that tell runs apart: model, init, activation, optimizer, learning rate, batch size, ..."""
+    if not all(isinstance(config.get(k, {}), Mapping) for k in ("model", "train", "data")):
+        return [[key, value] for key, value in config.items() if value not in (None, "", {})]  # a Recorder's free-form config
     model, train, data = config.get("model", {}), config.get("train", {}), config.get("data", {})
     rows = [["model", model.get("name")], ["activation", model.get("activation")], ["init", model.get("kernel_init")],
             ["optimizer", train.get("optimizer")], ["learning rate", train.get("learning_rate")],

@@ -51,10 +51,11 @@ class EarlyStopping(MonitorCallback):
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.context.stop_training = True
-            self.context.history.stop_reason = (
-                f"early stopping after epoch {epoch + 1}: {self.monitor} did not improve for {self.wait} epochs "
-                f"(best {self.best:.4g} at epoch {self.best_epoch + 1})"
-                + (f"; weights restored from epoch {self.best_epoch + 1}" if self.restore_best_weights else ""))
+            if self.context.history is not None:
+                self.context.history.stop_reason = (
+                    f"early stopping after epoch {epoch + 1}: {self.monitor} did not improve for {self.wait} epochs "
+                    f"(best {self.best:.4g} at epoch {self.best_epoch + 1})"
+                    + (f"; weights restored from epoch {self.best_epoch + 1}" if self.restore_best_weights else ""))
         return None
 
     def on_train_end(self, state, logs):
