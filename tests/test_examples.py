@@ -57,15 +57,3 @@ def test_backprop_by_hand_example_reproduces_the_2_2_2_golden_numbers():
         half_last_digit = 0.5 * 10.0 ** -len(golden.split(".")[1])
         assert printed[name] == pytest.approx(float(golden), abs=half_last_digit), name
 
-
-def test_hyperparameter_search_example_ranks_its_optuna_trials(tmp_path):
-    out = run_example("16_hyperparameter_search.py", "--quick", "--out", str(tmp_path / "sweep"))
-    import json
-
-    body = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
-    assert body["method"] == "optuna" and len(body["trials"]) == 3
-    done = sorted((t for t in body["trials"] if t["state"] == "complete"), key=lambda t: t["value"])
-    rows = re.findall(r"^\s+(\d+)\s+(\d+\.\d{4})\s", out, flags=re.M)
-    assert [int(n) for n, _ in rows] == [t["number"] for t in done]
-    assert float(rows[0][1]) == pytest.approx(done[0]["value"], abs=5e-5)
-    assert f"best: trial {done[0]['number']}" in out
