@@ -438,8 +438,10 @@ def _examples_section(plt: Any, monitor: Mapping[str, Any], data: Mapping[str, A
     hist = monitor.get("example_norm_histogram") or monitor.get("example_histogram")
     if hist and sum(hist.get("counts", [])) > 0:
         fig, ax = plt.subplots(figsize=(7, 3.0))
-        edges = np.asarray(hist["edges"], float)
-        ax.stairs(np.asarray(hist["counts"], float), edges, fill=True, color="#4a7ab7")
+        counts, edges = np.asarray(hist["counts"], float), np.asarray(hist["edges"], float)
+        used = np.flatnonzero(counts)
+        counts, edges = counts[used[0]:used[-1] + 1], edges[used[0]:used[-1] + 2]  # the bins that hold norms
+        ax.stairs(counts, edges, fill=True, color="#4a7ab7")
         if edges[0] > 0:
             ax.set_xscale("log")
     elif norms.size:
