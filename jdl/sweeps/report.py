@@ -88,14 +88,14 @@ def _curves(sweep: spec_lib.Sweep, out: Path, best: list[dict[str, Any]]) -> byt
 
 
 def _health(out: Path, trial: dict[str, Any]) -> list[str]:
-    """A trial's gradient-health warnings (its monitor) and why it stopped, in plain words."""
+    """A trial's gradient-health warnings (its monitor), a non-finite stop and its error, in plain words."""
     run_dir = out / trial["run_dir"]
     notes = []
     if (run_dir / "monitor.json").is_file():
         notes += list(_io.read_json(run_dir / "monitor.json").get("warnings", []))
     if (run_dir / "summary.json").is_file():
         reason = _io.read_json(run_dir / "summary.json").get("stop_reason")
-        if reason:
+        if reason and "non-finite" in str(reason).lower():  # early stopping is no gradient trouble
             notes.append(str(reason))
     if trial.get("error"):
         notes.append(str(trial["error"]))
@@ -164,7 +164,12 @@ def sweep_report(sweep: spec_lib.Sweep, out: Path, body: dict[str, Any]) -> Repo
             for t in complete:
                 by_value.setdefault(str(_io.json_safe(t["params"][dim.key])), []).append(t["value"])
             means = {k: sum(v) / len(v) for k, v in by_value.items()}
-            if len(means) > 1:
+            if len(means) > 1 and dim.key.rsplit(".", 1)[-1] == "seed":
+                report.findings.append(
+                    f"{dim.key}: the seed means of {metric} differ by {max(means.values()) - min(means.values()):.3g} ("
+                    + ", ".join(f"seed {k}: {v:.4g}" for k, v in means.items())
+                    + "); differences between other settings smaller than that are within seed noise")
+            elif len(means) > 1:
                 pick = (min if sweep.objective.direction == "minimize" else max)(means, key=means.get)
                 report.findings.append(f"{dim.key} = {pick} is best on average ({metric} {means[pick]:.4g} over "
                                        f"{len(by_value[pick])} trials; the others: "
@@ -194,8 +199,8 @@ def sweep_report(sweep: spec_lib.Sweep, out: Path, body: dict[str, Any]) -> Repo
                                        figures=[(curves, f"{metric} per epoch")]))
     report.sections.append(Section(
         "Gradient health per trial",
-        ["Warnings each trial's gradient monitor raised (exploding, vanishing, dead units, non-finite values) "
-         "and why a run stopped early." if unhealthy else
+        ["Warnings each trial's gradient monitor raised (exploding, vanishing, dead units, non-finite values), "
+         "runs stopped by a non-finite loss, and errors." if unhealthy else
          "No trial's gradient monitor raised a warning and no run stopped for a non-finite value."],
         table=(["trial", "parameters", "state", "warnings"],
                [[n, label(next(t for t in trials if t["number"] == n)["params"]),
