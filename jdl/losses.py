@@ -306,17 +306,22 @@ def _class_labels(y: Any) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def class_weight_to_sample_weight(y: Any, class_weight: Mapping[int, float]) -> jax.Array:
-    """Per-example weights w_i = class_weight[class of y_i] (classes absent from the map get 1).
-
-    y: labels (n,), binary targets (n,) / (n, 1) or one-hot (n, C) -> weights (n,).
-    """
+def check_class_weight(class_weight: Any) -> None:
+    """TypeError/ValueError unless class_weight is a dict {non-negative int class: non-negative weight}."""
     if not isinstance(class_weight, Mapping):
         raise TypeError(f"class_weight must be a dict {{class: weight}}, got {_checks.describe(class_weight)}")
     for key, value in class_weight.items():
         if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or key < 0:
             raise ValueError(f"class_weight keys must be non-negative integer classes, got {key!r}")
         _checks.check_number(value, f"class_weight[{key}]", nonnegative=True)
+
+
+def class_weight_to_sample_weight(y: Any, class_weight: Mapping[int, float]) -> jax.Array:
+    """Per-example weights w_i = class_weight[class of y_i] (classes absent from the map get 1).
+
+    y: labels (n,), binary targets (n,) / (n, 1) or one-hot (n, C) -> weights (n,).
+    """
+    check_class_weight(class_weight)
     labels = _class_labels(y)
     size = max([int(labels.max()) + 1 if labels.size else 0] + [int(k) + 1 for k in class_weight])
     table = np.ones(size)

@@ -142,16 +142,6 @@ def data(objective: Objective, x: Any, y: Any, sample_weight: Any, *, name: str 
     return Data(x, y, w)
 
 
-def check_class_weight(class_weight: Any) -> None:
-    """TypeError/ValueError unless class_weight is a dict {non-negative int class: non-negative weight}."""
-    if not isinstance(class_weight, Mapping):
-        raise TypeError(f"class_weight must be a dict {{class: weight}}, got {_checks.describe(class_weight)}")
-    for key, value in class_weight.items():
-        if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or key < 0:
-            raise ValueError(f"class_weight keys must be non-negative integer classes, got {key!r}")
-        _checks.check_number(value, f"class_weight[{key}]", nonnegative=True)
-
-
 def class_weights(objective: Objective, state: Any, data: Data, class_weight: Mapping[int, float]) -> np.ndarray:
     """(n,) weights class_weight[class of y_i] (1 for classes not in the dict), as Keras; single-head models.
 

@@ -168,7 +168,7 @@ class Trainer:
         if class_weight is not None:
             if not self.objective.single:
                 raise ValueError("class_weight is only supported for single-output models; use sample_weight per head")
-            inputs.check_class_weight(class_weight)
+            losses_lib.check_class_weight(class_weight)
         data = inputs.data(self.objective, inputs.model_inputs(self.model, x), y, sample_weight)
         data, validation = self._split(data, validation_data, validation_split)
 
