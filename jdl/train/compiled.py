@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jax
@@ -122,6 +124,30 @@ def cost_and_grad(objective: Objective, augment: Any) -> Callable:
         return jax.value_and_grad(cost)(state.params)
 
     return jax.jit(run)
+
+
+def concurrently(jobs: Sequence[tuple[Callable, Any]]) -> list[Any]:
+    """Compile each (jitted function, arguments) pair ahead of its first call, the compiles in parallel threads.
+
+    Each function is traced and lowered here (in order, holding the GIL), and its XLA compile,
+    which releases it, runs in a pool of up to os.cpu_count() threads while the next one is
+    lowered. JAX keeps the executables in the functions' own caches, so the calls that follow with
+    arguments of the same shapes, dtypes and shardings compile nothing. The arguments are a tuple
+    (arrays or jax.ShapeDtypeStruct) or a function of the earlier jobs' output shapes
+    (`Lowered.out_info`, a list), which this returns.
+    """
+    if not jobs:
+        return []
+    workers = max(1, min(len(jobs), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jdl-compile") as pool:
+        outputs, compiles = [], []
+        for fn, args in jobs:
+            lowered = fn.lower(*(args(outputs) if callable(args) else args))
+            outputs.append(lowered.out_info)
+            compiles.append(pool.submit(lowered.compile))
+        for future in compiles:
+            future.result()
+    return outputs
 
 
 copy = jax.jit(lambda tree: jax.tree_util.tree_map(lambda a: a.copy(), tree))

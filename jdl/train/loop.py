@@ -60,6 +60,8 @@ class EpochLoop:
         step = int(jax.device_get(state.step))
         epoch = context.initial_epoch
         guarded = replaces_batch_states(self.callbacks.callbacks)
+        if epoch < context.epochs and not context.stop_training:
+            self.precompile(state, seed, donate, guarded, weighting)
         while epoch < context.epochs and not context.stop_training:
             done, done_logs = context.take_partial()  # steps a mid-epoch checkpoint already ran, and their logs
             if done:
@@ -86,6 +88,27 @@ class EpochLoop:
             state = self.callbacks.on_epoch_end(epoch, state, logs)
             epoch += 1
         return self.callbacks.on_train_end(state, {})
+
+    def precompile(self, state: TrainState, seed: Any, donate: bool, guarded: bool,
+                   weighting: tuple[tuple[str, str], ...]) -> None:
+        """Compile the programs of an epoch (its chunk shapes, permutation, start copy, means) concurrently."""
+        order = compiled.epoch_order(self.plan.n, self.plan.shuffle, self.spec.mesh)
+        halted = jax.device_put(np.bool_(False))
+        shapes = sorted({compiled.chunk_key(c) for c in self.plan.chunks()}, key=lambda c: -c.steps * c.width)
+        jobs = [(order, (seed, np.int32(0)))]
+        for chunk in shapes:
+            run_chunk = compiled.train_chunk(self.spec, self.plan, chunk, donate, guarded)
+            jobs.append((run_chunk, lambda out: (state, halted, self.data, out[0], np.int32(0), self.values)))
+        if donate and not guarded:
+            jobs.append((compiled.copy, (state,)))
+
+        def chunk_logs(out: list) -> tuple:
+            by_shape = {chunk: out[1 + i][2] for i, chunk in enumerate(shapes)}
+            logs = [by_shape[compiled.chunk_key(c)] for c in self.plan.chunks()]
+            return ([{k: v for k, v in log.items() if k != "hooks"} for log in logs],)
+
+        jobs.append((compiled.epoch_means(weighting), chunk_logs))
+        compiled.concurrently(jobs)
 
     def epoch(self, state: TrainState, order: Any, donate: bool, guarded: bool, callbacks: bool,
               done: int = 0, done_logs: list[dict] = ()) -> tuple[TrainState, Any, list[dict]]:

@@ -1,6 +1,6 @@
-"""The fixed-seed fits of test_equivalence, run in a fresh interpreter: `python -m tests.train.equivalence_fit NAME`.
+"""The fixed-seed fits of test_equivalence, run in a fresh interpreter: `python -m tests.train.equivalence_fit NAME...`.
 
-Prints one JSON object: the digest of the parameters, their sum, absolute sum and first entries,
+Prints one JSON object, {name: summary}, each summary holding the digest of the parameters, their sum, absolute sum and first entries,
 and the per-epoch training losses.
 """
 
@@ -59,4 +59,4 @@ def summary(name: str) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(summary(sys.argv[1])))
+    print(json.dumps({name: summary(name) for name in sys.argv[1:]}))

@@ -63,6 +63,16 @@ def test_a_different_structure_compiles_again(fitted):
     assert again.count > 0
 
 
+def test_a_first_fit_compiles_each_program_once_its_epoch_programs_ahead_of_the_first_step():
+    """Compiled concurrently before the first step (jdl.train.compiled.concurrently), and not again when called."""
+    trainer = Trainer(MLP(hidden=(13,), outputs=3), loss="sparse_categorical_crossentropy", optimizer=optim.adam(0.01))
+    with counting() as first:
+        trainer.fit(X[:90], Y[:90], epochs=2, batch_size=25, verbose=0)  # 3 full batches and a remainder of 15
+    assert first.names.count("jit(init)") == 1, first.names
+    assert first.names.count("jit(train_chunk)") == 2, first.names  # the full batches' chunk and the remainder's
+    assert len(first.names) == len(set(first.names)) + 1, first.names
+
+
 def test_evaluate_on_eleven_sizes_compiles_at_most_twice_and_matches_an_unpadded_reference(fitted):
     trainer, state = fitted
     x, y = blobs(120, seed=3)
