@@ -1,7 +1,8 @@
 """`jdl train` (jdl.runs): the run directory, refusing to overwrite, exact resume after a kill, and resuming a run of an earlier release.
 
-Everything runs in-process through `jdl.cli.main`, except the run that is killed (a real process,
-SIGKILLed mid-run) and one smoke test of the real `jdl train` command.
+Everything runs in-process through `jdl.cli.main` (signals included: a callback raises them at a chosen
+dispatch), except the run that is killed (a real process, SIGKILLed mid-run) and one smoke test of the
+real `jdl train` command.
 """
 
 import csv
@@ -127,8 +128,10 @@ def test_readme_main_job_reaches_97_percent_on_digits(tmp_path, capsys):
 
 
 def test_the_real_jdl_train_command_writes_a_run_directory(tmp_path):
-    process = subprocess.run([sys.executable, "-m", "jdl.cli", "train", str(MAIN_JOB), "--out", str(tmp_path / "smoke"),
-                              "--set", "train.epochs=1", "--verbose", "1"], capture_output=True, text=True, timeout=300)
+    config_path = tmp_path / "run.toml"
+    config_path.write_text(CONFIG.format(epochs=1))
+    process = subprocess.run([sys.executable, "-m", "jdl.cli", "train", str(config_path), "--out", str(tmp_path / "smoke"),
+                              "--verbose", "1"], capture_output=True, text=True, timeout=300)
     assert process.returncode == 0, process.stderr
     assert "compiling" in process.stdout and "report.html" in process.stdout
     assert json.loads((tmp_path / "smoke" / "summary.json").read_text())["epochs_run"] == 1
@@ -256,22 +259,23 @@ def test_an_interruption_between_early_stopping_and_the_summary_trains_no_furthe
     assert json.loads((out / "summary.json").read_text())["epochs_run"] == summary["epochs_run"]
 
 
-def test_sigterm_at_a_random_step_saves_and_resume_ends_bit_identical(uninterrupted, tmp_path, capsys):
-    """A real `jdl train` process (the suite's compiler flags, so both sides compile alike) gets SIGTERM mid-epoch."""
-    config_path, whole, _, _ = uninterrupted
+def test_sigterm_at_a_random_step_saves_and_resume_ends_bit_identical(uninterrupted, tmp_path, capsys, monkeypatch):
+    """SIGTERM (as a scheduler sends it) after a random dispatch of a random epoch: exit 143, one line, exact resume.
+
+    The checkpoint records the last completed epoch and the steps run of the next.
+    """
+    config_path, whole, summary, _ = uninterrupted
     out = tmp_path / "stopped"
-    victim = jdl_train(config_path, "--out", out)
-    delay = float(np.random.default_rng().uniform(0.0, 0.5))
-    deadline = time.time() + 240
-    while time.time() < deadline and victim.poll() is None and checkpoint.latest_step(out / run.LATEST) is None:
-        time.sleep(0.01)
-    time.sleep(delay)
-    victim.send_signal(signal.SIGTERM)
-    _, stderr = victim.communicate(timeout=120)
-    assert victim.returncode == 143, (delay, stderr)
+    build = run._callbacks
+    at = int(np.random.default_rng().integers(0, DISPATCHES_PER_EPOCH * (summary["epochs_run"] - 1)))
+    monkeypatch.setattr(run, "_callbacks", lambda *a: [SignalAt(signal.SIGTERM, at), *build(*a)])
+    code, _, stderr = train(capsys, config_path, "--out", out)
+    assert code == 143, (at, stderr)
     assert len(stderr.strip().splitlines()) == 1 and "SIGTERM: saved the state after step" in stderr, stderr
     _, record = final_arrays(out, config_path)
-    assert 0 < record["partial"]["steps"] <= 12, record.get("partial")
+    steps = 4 * (at % DISPATCHES_PER_EPOCH + 1)
+    assert record["epoch"] == at // DISPATCHES_PER_EPOCH - 1 and record["partial"]["steps"] == steps, (at, record)
+    monkeypatch.setattr(run, "_callbacks", build)
     code, _, stderr = train(capsys, config_path, "--out", out, "--resume")
     assert code == 0, stderr
     assert_same_run(whole, out, config_path)
