@@ -172,14 +172,17 @@ def _from_python(history: Any, monitor: Any, trainer: Any, state: Any, data: dic
 
 
 def _logits_fn(trainer: Any, state: Any) -> Any:
-    """x -> the model's raw outputs in inference mode, or None when there is no single (n, classes) output."""
+    """x -> the model's raw outputs in inference mode (one compiled program per input shape), or None without a state."""
     if state is None:
         return None
+    import jax
+
     from jdl.nn.mode import mode_kwargs
 
     model = state.model
     kwargs = dict(getattr(getattr(trainer, "objective", None), "eval_kwargs", ()) or mode_kwargs(model, False))
-    return lambda x: model.apply(state.variables, x, **kwargs)
+    apply = jax.jit(lambda variables, x: model.apply(variables, x, **kwargs))
+    return lambda x: apply(state.variables, x)
 
 
 def _predictions(fn: Any, x: np.ndarray) -> np.ndarray | None:
