@@ -18,9 +18,8 @@ from typing import Any
 import jax
 
 from jdl.data.batching import BatchPlan, Chunk
-from jdl.train import step
+from jdl.train import compiler, step
 from jdl.train.objective import Objective
-from jdl.train.state import quick_exact_compile
 from jdl.train.step import StepSpec
 
 CACHE_SIZE = 64
@@ -33,7 +32,7 @@ def train_chunk(spec: StepSpec, plan: BatchPlan, chunk: Chunk, donate: bool, gua
     guarded: every step keeps the state unchanged once a step was non-finite (step.train_chunk).
     """
     fn = functools.partial(step.train_chunk, spec, plan, chunk, guarded=guarded)
-    return jax.jit(fn, donate_argnums=(0,) if donate else ())
+    return jax.jit(fn, donate_argnums=(0,) if donate else (), compiler_options=compiler.step_options())
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
@@ -47,7 +46,7 @@ def epoch_order(n: int, shuffle: bool, mesh: Any = None) -> Callable:
     """
     plan = BatchPlan(n, 1, shuffle)
     placed = None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    return jax.jit(plan.order, out_shardings=placed, compiler_options=quick_exact_compile())
+    return jax.jit(plan.order, out_shardings=placed, compiler_options=compiler.once_options())
 
 
 def chunk_key(chunk: Chunk) -> Chunk:
@@ -58,20 +57,21 @@ def chunk_key(chunk: Chunk) -> Chunk:
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def train_step(spec: StepSpec) -> Callable:
     """jit(state, x, y, w, values) -> (state, logs): one guarded step."""
-    return jax.jit(functools.partial(step.train_step, spec))
+    return jax.jit(functools.partial(step.train_step, spec), compiler_options=compiler.step_options())
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def evaluate(objective: Objective, mesh: Any, batches: int) -> Callable:
     """jit(state, data, count, values) -> logs over all rows of data, in `batches` batches."""
     return jax.jit(lambda state, data, count, values: step.evaluate_padded(objective, mesh, state, data, batches, count,
-                                                                             values))
+                                                                             values), compiler_options=compiler.step_options())
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def predict(objective: Objective, mesh: Any, batches: int) -> Callable:
     """jit(state, x) -> outputs after the output activations, in `batches` batches."""
-    return jax.jit(lambda state, x: step.predict_padded(objective, mesh, state, x, batches))
+    return jax.jit(lambda state, x: step.predict_padded(objective, mesh, state, x, batches),
+                   compiler_options=compiler.step_options())
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
@@ -84,7 +84,7 @@ def eval_step(objective: Objective) -> Callable:
                                          train=False, key=state.rng)
         return {"loss": cost, **logs}
 
-    return jax.jit(run)
+    return jax.jit(run, compiler_options=compiler.step_options())
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
@@ -104,7 +104,7 @@ def epoch_means(weighting: tuple[tuple[str, str], ...]) -> Callable:
             means[name] = jnp.sum(jnp.where(weights > 0, values * weights, 0.0)) / jnp.maximum(weights.sum(), 1e-30)
         return means
 
-    return jax.jit(run)
+    return jax.jit(run, compiler_options=compiler.step_options())
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
@@ -123,7 +123,7 @@ def cost_and_grad(objective: Objective, augment: Any) -> Callable:
 
         return jax.value_and_grad(cost)(state.params)
 
-    return jax.jit(run)
+    return jax.jit(run, compiler_options=compiler.step_options())
 
 
 def concurrently(jobs: Sequence[tuple[Callable, Any]]) -> list[Any]:
@@ -150,4 +150,12 @@ def concurrently(jobs: Sequence[tuple[Callable, Any]]) -> list[Any]:
     return outputs
 
 
-copy = jax.jit(lambda tree: jax.tree_util.tree_map(lambda a: a.copy(), tree))
+@functools.lru_cache(maxsize=1)
+def copier() -> Callable:
+    """jit(tree) -> a copy of every array of tree (in new buffers)."""
+    return jax.jit(lambda tree: jax.tree_util.tree_map(lambda a: a.copy(), tree), compiler_options=compiler.step_options())
+
+
+def copy(tree: Any) -> Any:
+    """A copy of every array of tree, in new buffers (what a donated state is copied to first)."""
+    return copier()(tree)

@@ -100,7 +100,7 @@ class EpochLoop:
             run_chunk = compiled.train_chunk(self.spec, self.plan, chunk, donate, guarded)
             jobs.append((run_chunk, lambda out: (state, halted, self.data, out[0], np.int32(0), self.values)))
         if donate and not guarded:
-            jobs.append((compiled.copy, (state,)))
+            jobs.append((compiled.copier(), (state,)))
 
         def chunk_logs(out: list) -> tuple:
             by_shape = {chunk: out[1 + i][2] for i, chunk in enumerate(shapes)}

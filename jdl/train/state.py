@@ -19,6 +19,7 @@ from flax import struct
 
 from jdl import _checks
 from jdl.nn.mode import mode_kwargs
+from jdl.train import compiler
 from jdl.optim import Structure, as_optimizer
 
 TRANSIENT_COLLECTIONS = ("intermediates", "losses")
@@ -86,17 +87,6 @@ def check_model(model: Any) -> nn.Module:
     return model
 
 
-def quick_exact_compile() -> dict[str, int] | None:
-    """XLA options for programs whose results LLVM -O1 leaves bit-identical: on CPU {"xla_backend_optimization_level": 1}.
-
-    Used for programs that run once or once per epoch and are dominated by integer hashing: the
-    initializer (its threefry draws; parameters verified bit for bit by tests/train/test_equivalence.py)
-    and the epoch's permutation (integers only). They compile in about half the time; -O0 would
-    change the initializer's rounding. None on other backends.
-    """
-    return {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
-
-
 @functools.lru_cache(maxsize=32)
 def _initializer(model: nn.Module, structure: Structure) -> Any:
     """jit(seed, sample, values) -> (params, model_state, opt_state, rng): one compile per model, optimizer structure and shape."""
@@ -111,7 +101,7 @@ def _initializer(model: nn.Module, structure: Structure) -> Any:
         tx = structure.transformation if raw else structure.assemble(values)
         return params, variables, tx.init(params), rng
 
-    return jax.jit(init, compiler_options=quick_exact_compile())
+    return jax.jit(init, compiler_options=compiler.once_options())
 
 
 def create_state(
