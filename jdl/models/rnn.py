@@ -61,38 +61,34 @@ class _RecurrentModel(nn.Module):
         return nn.Dense(self.outputs, kernel_init=initializers.get(self.kernel_init), name="head")
 
 
+def _pair(inputs: Any, what: str) -> tuple[Any, Any]:
+    """(x, seq_lengths or None) from x or the pair (x, seq_lengths); what names x's expected form."""
+    if not isinstance(inputs, (tuple, list)):
+        return inputs, None
+    if len(inputs) != 2:
+        raise ValueError(f"inputs must be {what} or the pair ({what.split()[0]}, seq_lengths), "
+                         f"got a sequence of {len(inputs)}")
+    return inputs[0], inputs[1]
+
+
+def _checked_lengths(lengths: Any, x: jax.Array) -> jax.Array | None:
+    return None if lengths is None else recurrent.check_seq_lengths(lengths, x.shape[0], x.shape[1])
+
+
 def split_inputs(inputs: Any) -> tuple[jax.Array, jax.Array | None]:
     """(x, seq_lengths) from x (batch, time, features) or the pair (x, seq_lengths)."""
-    if isinstance(inputs, (tuple, list)):
-        if len(inputs) != 2:
-            raise ValueError(
-                f"inputs must be x (batch, time, features) or the pair (x, seq_lengths), got a sequence of {len(inputs)}"
-            )
-        x, lengths = inputs
-    else:
-        x, lengths = inputs, None
+    x, lengths = _pair(inputs, "x (batch, time, features)")
     x = recurrent.check_sequence(x)
-    if lengths is not None:
-        lengths = recurrent.check_seq_lengths(lengths, x.shape[0], x.shape[1])
-    return x, lengths
+    return x, _checked_lengths(lengths, x)
 
 
 def split_token_inputs(inputs: Any, vocab_size: int) -> tuple[jax.Array, jax.Array | None]:
     """(tokens, seq_lengths) from tokens (batch, time) or the pair (tokens, seq_lengths); ids checked < vocab_size when concrete."""
-    if isinstance(inputs, (tuple, list)):
-        if len(inputs) != 2:
-            raise ValueError(
-                f"inputs must be tokens (batch, time) or the pair (tokens, seq_lengths), got a sequence of {len(inputs)}"
-            )
-        tokens, lengths = inputs
-    else:
-        tokens, lengths = inputs, None
+    tokens, lengths = _pair(inputs, "tokens (batch, time)")
     tokens = check_tokens(tokens, "x", vocab_size, "vocab_size")
     if tokens.ndim != 2:
         raise ValueError(f"x must have shape (batch, time) of token ids with vocab_size set, got shape {tuple(tokens.shape)}")
-    if lengths is not None:
-        lengths = recurrent.check_seq_lengths(lengths, tokens.shape[0], tokens.shape[1])
-    return tokens, lengths
+    return tokens, _checked_lengths(lengths, tokens)
 
 
 class _SequenceModel(_RecurrentModel):
