@@ -59,14 +59,14 @@ class EpochLoop:
         state = self.callbacks.on_train_begin(state, {})
         step = int(jax.device_get(state.step))
         epoch = context.initial_epoch
-        guarded = replaces_batch_states(self.callbacks.callbacks)
+        guarded = self.always_guarded or replaces_batch_states(self.callbacks.callbacks)
         while epoch < context.epochs and not context.stop_training:
             done, done_logs = context.take_partial()  # steps a mid-epoch checkpoint already ran, and their logs
             if done:
                 step -= done
             else:
                 state = self.callbacks.on_epoch_begin(epoch, state, {})
-            order = compiled.epoch_order(self.plan.n, self.plan.shuffle, self.spec.mesh)(seed, np.int32(epoch))
+            order = self.epoch_order(seed, epoch)
             start = state if guarded or not donate else compiled.copy(state)
             state, halted, chunk_logs = self.epoch(state, order, donate, guarded, True, done, done_logs)
             host = self.read(state, halted, chunk_logs, weighting)
@@ -86,6 +86,18 @@ class EpochLoop:
             state = self.callbacks.on_epoch_end(epoch, state, logs)
             epoch += 1
         return self.callbacks.on_train_end(state, {})
+
+    always_guarded = False  # a feed that cannot be read twice (an iterable) runs every epoch guarded
+
+    def epoch_order(self, seed: Any, epoch: int) -> Any:
+        """The epoch's permutation of the training rows, on the devices (BatchPlan.order)."""
+        return compiled.epoch_order(self.plan.n, self.plan.shuffle, self.spec.mesh)(seed, np.int32(epoch))
+
+    def host_batch(self, epoch: int, batch: int) -> tuple[Any, Any, Any] | None:
+        """(x, y, w) of batch `batch` of `epoch` as trained on (padding rows weight 0), or None if it is gone."""
+        indices, mask = self.plan.batch(self.seed, epoch, batch)
+        x, y, w = jax.tree_util.tree_map(lambda a: a[indices], self.data)
+        return x, y, w * mask
 
     def epoch(self, state: TrainState, order: Any, donate: bool, guarded: bool, callbacks: bool,
               done: int = 0, done_logs: list[dict] = ()) -> tuple[TrainState, Any, list[dict]]:
@@ -123,9 +135,12 @@ class EpochLoop:
         flags = np.concatenate([np.asarray(c).reshape(-1) for c in host["chunks"]])
         batch = int(np.argmax(flags))
         step = start_step + batch
-        indices, mask = self.plan.batch(self.seed, epoch, batch)
-        x, y, w = jax.tree_util.tree_map(lambda a: a[indices], self.data)
-        w = w * mask
+        recomputed = self.host_batch(epoch, batch)
+        if recomputed is None:
+            return (f"Non-finite loss or gradient at epoch {epoch} (0-based), global step {step}, batch {batch} of the "
+                    "epoch (an iterable's batches are not kept, so it is not recomputed). Training stopped; the "
+                    "returned state is the one after the last finite step.")
+        x, y, w = recomputed
         loss, grads = compiled.cost_and_grad(self.spec.objective, self.spec.augment)(state, x, y, w, self.values,
                                                                                    state.examples)
         loss = float(loss)
