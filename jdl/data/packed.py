@@ -188,3 +188,36 @@ class PackedSource:
 def open_packed(directory: str | os.PathLike) -> PackedSource:
     """Open the packed data set in `directory` for reading by index (nothing is read into memory)."""
     return PackedSource(directory)
+
+
+def prepared(x: np.ndarray, *, flatten: bool = False, scale: float | None = None, dtype: Any = None) -> np.ndarray:
+    """x (n, ...) as packed: flattened to (n, features) if asked, times `scale`, cast to `dtype` (float32 with scale)."""
+    if flatten:
+        x = x.reshape(x.shape[0], -1)
+    if scale is not None:
+        x = x.astype(np.float32 if dtype is None else dtype) * np.asarray(scale, np.float32 if dtype is None else dtype)
+    elif dtype is not None:
+        x = x.astype(dtype)
+    return x
+
+
+def read_arrays(*, idx: Sequence[str] | None = None, npz: str | None = None, x_key: str = "x_train",
+                y_key: str = "y_train") -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) from an IDX pair (images, labels; plain or gzipped) or from two keys of an .npz archive."""
+    from jdl.data import idx as idx_lib
+
+    if (idx is None) == (npz is None):
+        raise ValueError("give exactly one of idx (an images and a labels file) and npz")
+    if idx is not None:
+        if len(idx) != 2:
+            raise ValueError(f"idx must be two files (images, labels), got {len(idx)}")
+        return idx_lib.read_idx(idx[0]), idx_lib.read_idx(idx[1], expected_ndim=1)
+    try:
+        archive = np.load(npz, allow_pickle=False, mmap_mode="r")
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{npz} is not a readable .npz file ({err})") from None
+    with archive:
+        missing = [k for k in (x_key, y_key) if k not in archive.files]
+        if missing:
+            raise ValueError(f"{npz} lacks key(s) {missing}; it holds {sorted(archive.files)}")
+        return archive[x_key], archive[y_key]

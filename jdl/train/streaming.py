@@ -33,13 +33,19 @@ from jax.sharding import NamedSharding, PartitionSpec
 from jdl import _checks
 from jdl.data import sources
 from jdl.data.batching import BatchPlan, Chunk
+from jdl.data.packed import PackedSource
 from jdl.train import compiled, inputs, sharding, step
 from jdl.train.loop import EpochLoop
 from jdl.train.objective import SINGLE
 from jdl.train.state import TrainState
 from jdl.train.step import StepSpec
 
-CHUNK_BYTES = 32 << 20  # a dispatch's batches on the host: a bound on the feed's anonymous memory
+class SourceMismatch(ValueError):
+    """A data source or iterable whose records do not fit the model or the loss (raised before any training)."""
+
+
+CHUNK_BYTES = 32 << 20
+ALL_TARGETS_BYTES = 256 << 20  # a packed set's targets up to this size are checked whole before training  # a dispatch's batches on the host: a bound on the feed's anonymous memory
 
 
 def train_chunk(spec: StepSpec, state: TrainState, halted: jax.Array, batches: tuple[Any, ...], values: Any, *,
@@ -114,13 +120,25 @@ class Feed:
         """How messages about the checked rows name them."""
         return f"{self.name}: " if self.kind == "source" else "the first batch's "
 
+    def check(self, trainer: Any, state: TrainState) -> inputs.Data:
+        """The sample rows checked against the model (inputs) and the loss (targets); SourceMismatch otherwise."""
+        try:
+            checked = inputs.check_against_model(trainer.objective, state, self.sample)
+            labels = None if not isinstance(self.source, PackedSource) else self.source.arrays["y"]
+            if labels is not None and labels.nbytes <= ALL_TARGETS_BYTES:  # every row's targets, not only the sample's
+                inputs.check_against_model(trainer.objective, state, inputs.Data(self.sample.x, np.asarray(labels),
+                                                                                 self.sample.w))
+            return checked
+        except ValueError as err:
+            raise SourceMismatch(f"{self.prefix}{' '.join(str(err).split())}") from None
+
     def init(self, trainer: Any, seed: int) -> TrainState:
         """A fresh state for the feed's examples; a model that cannot take them is a ValueError naming x."""
         try:
             return trainer.init(self.sample.x, seed, steps_per_epoch=self.plan.steps)
         except (TypeError, ValueError) as err:
             shapes = [tuple(np.shape(a)[1:]) for a in jax.tree_util.tree_leaves(self.sample.x)]
-            raise ValueError(f"{self.prefix}examples of shape {', '.join(map(str, shapes))} do not fit the model: "
+            raise SourceMismatch(f"{self.prefix}examples of shape {', '.join(map(str, shapes))} do not fit the model: "
                              f"{_checks.describe(err) if not str(err) else ' '.join(str(err).split())}") from None
 
     def loop(self, *args: Any) -> EpochLoop:
@@ -166,8 +184,12 @@ def compiled_max() -> int:
     return MAX_STEPS_PER_EXECUTION
 
 
-def _checked(trainer: Any, x: Any, y: Any, w: Any, name: str) -> inputs.Data:
-    return inputs.data(trainer.objective, inputs.model_inputs(trainer.model, x), y, w, name=name)
+def _checked(trainer: Any, x: Any, y: Any, w: Any, name: str, label: str = "") -> inputs.Data:
+    """Rows as validated Data; a mistake is a SourceMismatch starting with `label` (what x is)."""
+    try:
+        return inputs.data(trainer.objective, inputs.model_inputs(trainer.model, x), y, w, name=name)
+    except (TypeError, ValueError) as err:
+        raise SourceMismatch(f"{label}{' '.join(str(err).split())}") from None
 
 
 def _source_feed(trainer, source, batch_size, steps_per_epoch, shuffle, validation_split, validation, options,
@@ -178,18 +200,16 @@ def _source_feed(trainer, source, batch_size, steps_per_epoch, shuffle, validati
     total = len(source)
     if total < 1:
         raise ValueError(f"x ({sources.describe_source(source)}) holds no records")
-    label = f"x ({sources.describe_source(source)}) "
-    try:
-        sample = _checked(trainer, *sources.sample_rows(source), name="")
-    except (TypeError, ValueError) as err:
-        raise type(err)(f"{label.rstrip()}: {err}") from None
+    label = f"x ({sources.describe_source(source)})"
+    sample = _checked(trainer, *sources.sample_rows(source), name="", label=f"{label}: ")
     n = total
     if validation is None and validation_split > 0:
         n = int(math.floor(total * (1.0 - validation_split)))
         if n == 0 or n == total:
             raise ValueError(f"validation_split={validation_split} leaves {total - n} of {total} records for "
                              "validation and needs at least one for each of training and validation")
-        validation = _checked(trainer, *sources.read_rows(source, np.arange(n, total)), name="validation rows of x ")
+        validation = _checked(trainer, *sources.read_rows(source, np.arange(n, total)), name="validation rows of x ",
+                              label=f"{label}: ")
     if batch_size is None:
         batch_size = n
     _checks.check_number(batch_size, "batch_size", integer=True, positive=True)
@@ -199,7 +219,7 @@ def _source_feed(trainer, source, batch_size, steps_per_epoch, shuffle, validati
     row_bytes = _bytes((sample.x, sample.y)) / sample.size
     plan = BatchPlan(n, batch_size, shuffle, chunk_steps(int(row_bytes * batch_size), spe), devices)
     return Feed("source", sample, n, batch_size, plan, validation, source=source, options=options,
-                name=label.rstrip())
+                name=label)
 
 
 def _iterable_feed(trainer, iterable, steps_per_epoch, validation_split, validation, devices, spe) -> Feed:

@@ -206,7 +206,7 @@ class Trainer:
                 "steps_per_epoch for its schedule); fit continues with the state's own optimizer, state.tx",
                 RuntimeWarning, stacklevel=2,
             )
-        data = inputs.check_against_model(self.objective, state, data, name="" if feed is None else feed.prefix)
+        data = inputs.check_against_model(self.objective, state, data) if feed is None else feed.check(self, state)
         if class_weight is not None:
             data.w = data.w * inputs.class_weights(self.objective, state, data, class_weight)
         if validation is not None:
