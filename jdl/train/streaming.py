@@ -123,12 +123,11 @@ class Feed:
     def check(self, trainer: Any, state: TrainState) -> inputs.Data:
         """The sample rows checked against the model (inputs) and the loss (targets); SourceMismatch otherwise."""
         try:
-            checked = inputs.check_against_model(trainer.objective, state, self.sample)
             labels = None if not isinstance(self.source, PackedSource) else self.source.arrays["y"]
             if labels is not None and labels.nbytes <= ALL_TARGETS_BYTES:  # every row's targets, not only the sample's
                 inputs.check_against_model(trainer.objective, state, inputs.Data(self.sample.x, np.asarray(labels),
                                                                                  self.sample.w))
-            return checked
+            return inputs.check_against_model(trainer.objective, state, self.sample)
         except ValueError as err:
             raise SourceMismatch(f"{self.prefix}{' '.join(str(err).split())}") from None
 
