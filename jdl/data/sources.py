@@ -134,19 +134,21 @@ class EpochSampler:
 
 @dataclasses.dataclass(frozen=True)
 class ReadOptions:
-    """How a source is read: Grain reader threads, the prefetch buffer (batches) and worker processes.
+    """How a source is read: Grain reader threads, the prefetch buffer (batches; None: one dispatch's) and workers.
 
     workers > 0 starts that many Grain worker processes every epoch (spawned: each imports jdl,
     seconds per epoch), worth it only when reading a batch costs more than a training step.
     """
 
     threads: int = 4
-    prefetch: int = 16
+    prefetch: int | None = None
     workers: int = 0
 
     def __post_init__(self) -> None:
         for name in ("threads", "prefetch", "workers"):
             value = getattr(self, name)
+            if name == "prefetch" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"read_options.{name} must be a non-negative integer, got {value!r}")
 
@@ -161,8 +163,12 @@ def epoch_chunks(sampler: EpochSampler, start: int, stop: int, per_chunk: int,
 
     dataset = grain.MapDataset.range(start, stop).map(sampler)
     stream = dataset.to_iter_dataset(grain.ReadOptions(num_threads=options.threads,
-                                                       prefetch_buffer_size=max(1, options.prefetch)))
+                                                       prefetch_buffer_size=max(1, options.prefetch or per_chunk)))
     if options.workers:
+        from absl import flags
+
+        if not flags.FLAGS.is_parsed():  # Grain reads its absl flags in mp_prefetch; outside absl.app they are unparsed
+            flags.FLAGS.mark_as_parsed()
         stream = stream.mp_prefetch(grain.MultiprocessingOptions(num_workers=options.workers))
     iterator = iter(stream.batch(per_chunk))
     try:

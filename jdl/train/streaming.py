@@ -245,12 +245,20 @@ def _iterable_feed(trainer, iterable, steps_per_epoch, validation_split, validat
 
 def _feed_epoch(loop: EpochLoop, state: TrainState, batches: Iterator[tuple[Chunk, Any]], donate: bool,
                 guarded: bool, callbacks: bool, done_logs: list[dict]) -> tuple[TrainState, Any, list[dict]]:
-    """Dispatch every (chunk, host batches) pair: EpochLoop.epoch with given batches."""
+    """Dispatch every (chunk, host batches) pair: EpochLoop.epoch with given batches.
+
+    After dispatching chunk k the host waits for chunk k-1 to finish, so it reads and places chunk
+    k+1 while chunk k runs, and no more than two chunks' batches (≤ 2·CHUNK_BYTES) are held.
+    """
     chunk_logs = list(done_logs)
     halted = jax.device_put(np.bool_(any(np.any(c["nonfinite"]) for c in chunk_logs)))
     run = compiled_chunk(loop.spec, donate, guarded)
+    previous = None
     for chunk, host in batches:
         state, halted, logs = run(state, halted, place(host, loop.spec.mesh), loop.values)
+        if previous is not None:  # at most two dispatches in flight: the host reads ahead by one, not by the epoch
+            previous.block_until_ready()
+        previous = halted
         records = logs.pop("hooks")
         chunk_logs.append(logs)
         if callbacks:
@@ -286,7 +294,10 @@ class SourceLoop(EpochLoop):
             if full:
                 per_chunk = min(self.plan.full, self.plan.steps_per_execution)
                 read = sources.epoch_chunks(sampler, full[0].start, self.plan.full, per_chunk, self.options)
-                yield from zip(full, read)
+                try:
+                    yield from zip(full, read)
+                finally:
+                    read.close()  # stops Grain's reader threads and worker processes now, not at garbage collection
             if chunks and chunks[-1].remainder:
                 yield chunks[-1], jax.tree_util.tree_map(lambda a: a[None], sampler(self.plan.full))
 
