@@ -163,7 +163,7 @@ def epoch_chunks(sampler: EpochSampler, start: int, stop: int, per_chunk: int,
 
     dataset = grain.MapDataset.range(start, stop).map(sampler)
     stream = dataset.to_iter_dataset(grain.ReadOptions(num_threads=options.threads,
-                                                       prefetch_buffer_size=max(1, options.prefetch or per_chunk)))
+                                                       prefetch_buffer_size=max(1, options.threads, options.prefetch or per_chunk)))
     if options.workers:
         from absl import flags
 
