@@ -32,7 +32,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from jdl import _checks
 from jdl.data import sources
-from jdl.data.batching import BatchPlan, Chunk
+from jdl.data.batching import MAX_STEPS_PER_EXECUTION, BatchPlan, Chunk
 from jdl.data.packed import PackedSource
 from jdl.train import compiled, inputs, sharding, step
 from jdl.train.loop import EpochLoop
@@ -137,8 +137,8 @@ class Feed:
             return trainer.init(self.sample.x, seed, steps_per_epoch=self.plan.steps)
         except (TypeError, ValueError) as err:
             shapes = [tuple(np.shape(a)[1:]) for a in jax.tree_util.tree_leaves(self.sample.x)]
-            raise SourceMismatch(f"{self.prefix}examples of shape {', '.join(map(str, shapes))} do not fit the model: "
-                             f"{_checks.describe(err) if not str(err) else ' '.join(str(err).split())}") from None
+            raise SourceMismatch(f"{self.prefix}examples of shape {', '.join(map(str, shapes))} do not fit the "
+                                 f"model: {' '.join(str(err).split()) or type(err).__name__}") from None
 
     def loop(self, *args: Any) -> EpochLoop:
         """The EpochLoop that reads this feed (args as EpochLoop's, data None)."""
@@ -170,17 +170,11 @@ def open_feed(trainer: Any, x: Any, y: Any, *, batch_size: Any, steps_per_epoch:
     if not isinstance(options, sources.ReadOptions):
         raise TypeError(f"read_options must be a jdl.data.sources.ReadOptions, got {_checks.describe(options)}")
     devices = sharding.device_count(trainer.mesh)
-    spe = trainer.steps_per_execution or compiled_max()
+    spe = trainer.steps_per_execution or MAX_STEPS_PER_EXECUTION
     if what == "source":
         return _source_feed(trainer, x, batch_size, steps_per_epoch, shuffle, validation_split, validation, options,
                             devices, spe)
     return _iterable_feed(trainer, x, steps_per_epoch, validation_split, validation, devices, spe)
-
-
-def compiled_max() -> int:
-    from jdl.data.batching import MAX_STEPS_PER_EXECUTION
-
-    return MAX_STEPS_PER_EXECUTION
 
 
 def _checked(trainer: Any, x: Any, y: Any, w: Any, name: str, label: str = "") -> inputs.Data:
