@@ -179,6 +179,7 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
                 epochs=config.train.epochs, batch_size=config.train.batch_size,
                 validation_split=config.data.validation_split, shuffle=config.train.shuffle,
                 callbacks=callbacks, verbose=verbose, seed=config.seed,
+                **({} if source is None else {"read_options": sources.ReadOptions(**config.data.read_options)}),
             )
         except SourceMismatch as err:
             raise config_lib.ConfigError(f"data.packed: {config_lib._line(err)}") from None
