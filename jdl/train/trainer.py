@@ -177,25 +177,25 @@ class Trainer:
             if not self.objective.single:
                 raise ValueError("class_weight is only supported for single-output models; use sample_weight per head")
             losses_lib.check_class_weight(class_weight)
-        feed = streaming.open_feed(
+        feed = streaming.open_feed(  # None for arrays; a source or an iterable is checked and laid out here
             self, x, y, batch_size=batch_size, steps_per_epoch=steps_per_epoch, shuffle=shuffle,
             sample_weight=sample_weight, class_weight=class_weight, validation_split=validation_split,
             validation_data=validation_data, read_options=read_options)
-        if feed is not None:
-            data, validation, n, batch_size, plan = feed.sample, feed.validation, feed.n, feed.batch_size, feed.plan
-        else:
+        if feed is None:
             data = inputs.data(self.objective, inputs.model_inputs(self.model, x), y, sample_weight)
             data, validation = self._split(data, validation_data, validation_split)
+        else:
+            data, validation, batch_size = feed.sample, feed.validation, feed.batch_size
 
-            n = data.size
-            if batch_size is None:
-                batch_size = n
-            _checks.check_number(batch_size, "batch_size", integer=True, positive=True)
-            if batch_size > n:
-                raise ValueError(f"batch_size must be <= the number of training examples ({n}), got {batch_size}")
-            sharding.check_batch_size(batch_size, self.mesh)
-            plan = BatchPlan(n, batch_size, shuffle, self.steps_per_execution or MAX_STEPS_PER_EXECUTION,
-                             sharding.device_count(self.mesh))
+        n = data.size if feed is None else feed.n
+        if batch_size is None:
+            batch_size = n
+        _checks.check_number(batch_size, "batch_size", integer=True, positive=True)
+        if batch_size > n:
+            raise ValueError(f"batch_size must be <= the number of training examples ({n}), got {batch_size}")
+        sharding.check_batch_size(batch_size, self.mesh)
+        plan = BatchPlan(n, batch_size, shuffle, self.steps_per_execution or MAX_STEPS_PER_EXECUTION,
+                         sharding.device_count(self.mesh)) if feed is None else feed.plan
 
         caller_state = state is not None
         if state is None:
