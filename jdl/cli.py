@@ -262,6 +262,39 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data(args: argparse.Namespace) -> int:
+    """`jdl data pack OUT (--idx IMAGES LABELS | --npz FILE | --dataset NAME)`: write a packed data set."""
+    import numpy as np
+
+    from jdl.data import packed
+
+    chosen = [name for name in ("idx", "npz", "dataset") if getattr(args, name) is not None]
+    if len(chosen) != 1:
+        return _error("data pack", ValueError(f"give exactly one of --idx, --npz and --dataset, got {len(chosen)}"))
+    try:
+        if args.dataset is not None:
+            from jdl import config as config_lib
+            from jdl.data import datasets
+
+            options = {}
+            for item in args.option:
+                path, value = config_lib.parse_override(item)
+                options[".".join(path)] = value
+            loaded = datasets.load(args.dataset, **options)
+            x, y = (loaded.x_train, loaded.y_train) if args.split == "train" else (loaded.x_test, loaded.y_test)
+        else:
+            x, y = packed.read_arrays(idx=args.idx, npz=args.npz, x_key=args.x_key, y_key=args.y_key)
+        x = packed.prepared(np.asarray(x), flatten=args.flatten, scale=args.scale,
+                            dtype=None if args.dtype is None else np.dtype(args.dtype))
+        out = packed.write(args.out, x, np.asarray(y))
+    except (ValueError, TypeError) as err:
+        return _error("data pack", err)
+    manifest = packed.read_manifest(out)
+    arrays = ", ".join(f"{k} {v['dtype']} {tuple(v['shape'])}" for k, v in manifest["arrays"].items())
+    print(f"wrote {out}/ ({manifest['count']} examples: {arrays})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `jdl` command, one subparser per subcommand."""
     parser = argparse.ArgumentParser(
@@ -314,6 +347,25 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--examples", type=int, default=8, help="test examples to explain (default 8)")
     explain.add_argument("--out", default=None, help="directory for explain.html (default: the run directory)")
     explain.set_defaults(run=_explain)
+    data = commands.add_parser("data", help="data tools: `jdl data pack` writes a packed data set for Grain")
+    data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    pack = data_commands.add_parser("pack", help="write arrays as a packed data set (.npy memmaps + manifest.json) "
+                                    "that jdl train reads by index (data.packed = OUT)")
+    pack.add_argument("out", help="the directory to write (must not hold a packed data set already)")
+    pack.add_argument("--idx", nargs=2, metavar=("IMAGES", "LABELS"), default=None,
+                      help="an IDX images file and its labels file (plain or .gz), e.g. MNIST's")
+    pack.add_argument("--npz", default=None, metavar="FILE", help="an .npz archive (keys --x-key and --y-key)")
+    pack.add_argument("--x-key", default="x_train", help="the inputs' key in --npz (default x_train)")
+    pack.add_argument("--y-key", default="y_train", help="the targets' key in --npz (default y_train)")
+    pack.add_argument("--dataset", default=None, metavar="NAME", help="a jdl data set by name, e.g. digits")
+    pack.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                      help="an option of --dataset, e.g. --option path=DIR (repeatable)")
+    pack.add_argument("--split", choices=("train", "test"), default="train", help="--dataset's split (default train)")
+    pack.add_argument("--flatten", action="store_true", help="store each example as one row of features")
+    pack.add_argument("--scale", type=float, default=None, help="multiply the inputs by this (e.g. 0.00392156862745098"
+                      " = 1/255), as float32 unless --dtype")
+    pack.add_argument("--dtype", default=None, help="store the inputs with this NumPy dtype, e.g. float32")
+    pack.set_defaults(run=_data, command="data pack")
     return parser
 
 

@@ -7,7 +7,9 @@ their options before anything is built or any data is read (`check`).
 
     name = "digits_mlp"
     seed = 0
-    [data]        name = "digits", options = {...}, standardize = true, validation_split = 0.1
+    [data]        name = "digits", options = {...}, standardize = true, validation_split = 0.1,
+                  packed = "DIR" (train on a `jdl data pack` directory, read by Grain; the data set
+                  still gives the test split), read_options = {threads = 4, workers = 0, prefetch = N}
     [model]       name = "mlp", and the model's own fields (hidden, activation, ...)
     [train]       loss, optimizer, learning_rate, schedule, optimizer_options, epochs,
                   batch_size, metrics, shuffle, steps_per_execution (steps per dispatch; a
@@ -45,6 +47,8 @@ class DataConfig:
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     standardize: bool = True
     validation_split: float = 0.1
+    packed: str | None = None
+    read_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -277,6 +281,11 @@ def check(config: RunConfig) -> RunConfig:
         raise ConfigError(f"data.options.path is missing: data set {data.name!r} reads local files (jdl never "
                           "downloads); give it with --set data.options.path=DIR")
     _in_range("data.validation_split", data.validation_split, 0.0, 1.0)
+    if data.packed is not None:
+        _check_packed(data)
+    elif data.read_options:
+        raise ConfigError("data.read_options: applies to data.packed (a packed data set read while training); "
+                          "set data.packed or remove it")
     cls = _call("model.name", models.get, config.model.name)
     first = _options("model", f"model {config.model.name!r}", cls, config.model.options)
     _build("model", lambda **kw: cls(**{k: frozen(v) for k, v in kw.items()}), config.model.options, first)
@@ -314,6 +323,23 @@ def check(config: RunConfig) -> RunConfig:
         _options(f"callbacks.{name}", f"callback {name!r}", classes[name], kwargs, fixed=tuple(given))
         _build(f"callbacks.{name}", functools.partial(classes[name], **given), kwargs)
     return config
+
+
+def _check_packed(data: DataConfig) -> None:
+    """ConfigError naming data.packed unless it is a readable packed data set usable as configured."""
+    from jdl.data import packed
+
+    try:
+        packed.read_manifest(data.packed)
+    except (OSError, ValueError, TypeError) as err:
+        raise ConfigError(f"data.packed: {_line(err)}") from None
+    from jdl.data import sources
+
+    _options("data.read_options", "Grain read", sources.ReadOptions, data.read_options)
+    _build("data.read_options", sources.ReadOptions, data.read_options)
+    if data.standardize:
+        raise ConfigError("data.packed: the rows are read while training, so jdl cannot standardize them; "
+                          "set data.standardize = false (and standardize the arrays before jdl data pack)")
 
 
 def _schedules() -> Mapping[str, Callable[..., Any]]:

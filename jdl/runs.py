@@ -22,7 +22,9 @@ from jdl import config as config_lib
 from jdl import data as data_lib
 from jdl import models, optim
 from jdl.diagnostics import report as report_lib
+from jdl.data import packed, sources
 from jdl.train.checkpoint import latest_step
+from jdl.train.streaming import SourceMismatch
 from jdl.train.trainer import Trainer
 
 LATEST = "checkpoints/latest"
@@ -154,6 +156,11 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
             )
     trainer, dataset = build(config)
     x_train, x_test = dataset.x_train, dataset.x_test
+    source = None if config.data.packed is None else packed.open_packed(config.data.packed)
+    if source is not None and source.shapes["x"][1:] != tuple(np.shape(x_test)[1:]):
+        raise config_lib.ConfigError(
+            f"data.packed: {config.data.packed} holds examples x of shape {source.shapes['x'][1:]}, but data set "
+            f"{config.data.name!r} (the test split) has {tuple(np.shape(x_test)[1:])}; the model must take both")
     if config.data.standardize:
         scaler = data_lib.Standardizer.fit(x_train)
         x_train, x_test = scaler(x_train), scaler(x_test)
@@ -166,22 +173,32 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
         callbacks = _callbacks(config, out, request) + list(extra_callbacks)
         if verbose:
             print(f"{config.name}: compiling the training step…", flush=True)
-        state, history = trainer.fit(
-            x_train, dataset.y_train, epochs=config.train.epochs, batch_size=config.train.batch_size,
-            validation_split=config.data.validation_split, shuffle=config.train.shuffle,
-            callbacks=callbacks, verbose=verbose, seed=config.seed,
-        )
+        try:
+            state, history = trainer.fit(
+                x_train if source is None else source, dataset.y_train if source is None else None,
+                epochs=config.train.epochs, batch_size=config.train.batch_size,
+                validation_split=config.data.validation_split, shuffle=config.train.shuffle,
+                callbacks=callbacks, verbose=verbose, seed=config.seed,
+                **({} if source is None else {"read_options": sources.ReadOptions(**config.data.read_options)}),
+            )
+        except SourceMismatch as err:
+            raise config_lib.ConfigError(f"data.packed: {config_lib._line(err)}") from None
     seconds = time.perf_counter() - started
     monitor = "val_loss" if "val_loss" in history.history else "loss"
     losses = history.history[monitor]
     best_index = int(np.nanargmin(losses)) if losses else None
-    split_at = int(np.floor(len(x_train) * (1.0 - config.data.validation_split)))
+    rows = len(x_train) if source is None else len(source)
+    split_at = int(np.floor(rows * (1.0 - config.data.validation_split)))
+    if source is not None:  # the packed rows are not held in memory: only the validation rows are read back
+        x_train, y_train = (sources.read_rows(source, np.arange(split_at, rows))[:2] if split_at < rows
+                            else (x_train[:0], dataset.y_train[:0]))
+        split_at, dataset = 0, dataset._replace(y_train=y_train)
     summary = {
         "name": config.name,
         "epochs_run": len(history.epoch),
         "best_epoch": history.epoch[best_index] + 1 if best_index is not None else None,  # counted from 1
         "best_monitor": monitor,
-        "train": trainer.evaluate(state, x_train[:split_at], dataset.y_train[:split_at]),
+        "train": trainer.evaluate(state, x_train[:split_at], dataset.y_train[:split_at]) if split_at else {},
         "validation": (trainer.evaluate(state, x_train[split_at:], dataset.y_train[split_at:])
                        if split_at < len(x_train) else {}),
         "test": trainer.evaluate(state, x_test, dataset.y_test),

@@ -103,3 +103,60 @@ def test_a_finished_run_names_its_directory_and_report(capsys, tmp_path, monkeyp
     code, out, err = train(capsys, tmp_path)
     assert code == 0 and err == []
     assert out.splitlines()[-1] == f"wrote {tmp_path / 'out'}/ (report: {tmp_path / 'out' / 'report.html'})"
+
+
+# -- jdl data pack, and jdl train on a packed data set -----------------------------------------------------------------
+
+def _write_idx(path, array):
+    """An IDX file written from its definition: 0x0000, type byte (0x08 uint8), ndim, big-endian sizes, data; gzipped."""
+    import gzip
+    import struct
+
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(gzip.compress(header + array.astype(">u1").tobytes()))
+    return str(path)
+
+
+def test_data_pack_writes_idx_and_npz_files_that_read_back_exactly(capsys, tmp_path):
+    import numpy as np
+
+    from jdl.data import packed
+
+    images = np.random.default_rng(0).integers(0, 256, (7, 3, 2)).astype(np.uint8)
+    labels = np.arange(7, dtype=np.uint8) % 3
+    idx = [_write_idx(tmp_path / "img.gz", images), _write_idx(tmp_path / "lab.gz", labels)]
+    assert main(["data", "pack", str(tmp_path / "a"), "--idx", *idx, "--flatten", "--scale", str(1 / 255)]) == 0
+    assert capsys.readouterr().out == f"wrote {tmp_path / 'a'}/ (7 examples: x <f4 (7, 6), y |u1 (7,))\n"
+    x, y = packed.open_packed(tmp_path / "a").read(np.arange(7))
+    np.testing.assert_array_equal(x, images.reshape(7, 6).astype(np.float32) * np.float32(1 / 255))
+    np.testing.assert_array_equal(y, labels)
+    np.savez(tmp_path / "d.npz", inputs=images, targets=labels.astype(np.int32))
+    assert main(["data", "pack", str(tmp_path / "b"), "--npz", str(tmp_path / "d.npz"), "--x-key", "inputs",
+                 "--y-key", "targets"]) == 0
+    np.testing.assert_array_equal(packed.open_packed(tmp_path / "b").read(np.arange(7))[0], images)
+    capsys.readouterr()
+    for argv, message in [
+        (["--npz", str(tmp_path / "d.npz")], "d.npz lacks key(s) ['x_train', 'y_train']; it holds ['inputs', 'targets']"),
+        (["--npz", str(tmp_path / "d.npz"), "--idx", *idx], "give exactly one of --idx, --npz and --dataset, got 2"),
+        (["--idx", idx[1], idx[0]], "img.gz has magic number 0x00000803 (3 dimensions); expected 0x00000801"),
+    ]:
+        assert main(["data", "pack", str(tmp_path / "c"), *argv]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].startswith("jdl data pack: error: ") and message in err[0], (message, err)
+    assert main(["data", "pack", str(tmp_path / "a"), "--idx", *idx]) == 2
+    assert "already holds a packed data set" in capsys.readouterr().err
+
+
+def test_a_packed_set_that_disagrees_with_the_model_is_one_line_naming_data_packed(capsys, tmp_path):
+    from jdl.data import packed
+
+    digits = jdl.data.load("digits", test_size=0.2, seed=0)
+    packed.write(tmp_path / "flat", digits.x_train.reshape(len(digits.x_train), 8, 8), digits.y_train)
+    code, out, err = train(capsys, tmp_path, f"data.packed={tmp_path / 'flat'}")
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"jdl train: error: data.packed: {tmp_path / 'flat'} "
+                                                             "holds examples x of shape (8, 8), but data set 'digits'")
+    assert not (tmp_path / "out").exists()
+    code, out, err = train(capsys, tmp_path, f"data.packed={tmp_path / 'flat'}", "data.standardize=true")
+    assert code == 2 and err == ["jdl train: error: data.packed: the rows are read while training, so jdl cannot "
+                                 "standardize them; set data.standardize = false (and standardize the arrays before "
+                                 "jdl data pack)"]

@@ -122,3 +122,23 @@ def test_a_new_data_set_drops_the_options_it_does_not_take(capsys, tmp_path):
         C.load(DIGITS, ["data.name=mnist", f"data.options.path={tmp_path}", "data.options.seed=1"])
     with pytest.raises(C.ConfigError, match=r"^data\.options\.test_size: unknown data set 'mnist' option"):
         C.load(write(tmp_path, DIGITS.read_text().replace('name = "digits"', 'name = "mnist"')))
+
+
+def test_a_packed_data_set_and_its_read_options_are_checked_on_load(tmp_path):
+    import numpy as np
+
+    from jdl.data import packed
+
+    packed.write(tmp_path / "p", np.zeros((4, 64), np.float32), np.arange(4) % 10)
+    config = C.load(DIGITS, [f"data.packed={tmp_path / 'p'}", "data.read_options={threads = 2, workers = 1}"])
+    assert config.data.read_options == {"threads": 2, "workers": 1} and config.data.packed == str(tmp_path / "p")
+    for overrides, message in [
+        ([f"data.packed={tmp_path}"], r"^data\.packed: .* is not a packed data set: it has no manifest\.json"),
+        ([f"data.packed={tmp_path / 'p'}", "data.read_options={threds = 2}"],
+         r"^data\.read_options\.threds: unknown Grain read option 'threds'\. Did you mean 'threads'"),
+        ([f"data.packed={tmp_path / 'p'}", "data.read_options={workers = -1}"],
+         r"^data\.read_options(\.workers)?: read_options\.workers must be a non-negative integer, got -1$"),
+        (["data.read_options={threads = 2}"], r"^data\.read_options: applies to data\.packed"),
+    ]:
+        with pytest.raises(C.ConfigError, match=message):
+            C.load(DIGITS, overrides)

@@ -1,6 +1,6 @@
 """Data: named data sets, splits and standardization, label encodings, batching, augmentation."""
 
-from jdl.data import augment, datasets, memory_tasks, pipeline, sequences, text
+from jdl.data import augment, datasets, memory_tasks, packed, pipeline, sequences, sources, text
 from jdl.data.augment import (
     adjust_brightness,
     compose,
@@ -21,6 +21,8 @@ __all__ = [
     "augment",
     "datasets",
     "memory_tasks",
+    "packed",
+    "sources",
     "ADDING_BASELINE_MSE",
     "adding_problem",
     "copy_baseline",

@@ -59,7 +59,7 @@ class EpochLoop:
         state = self.callbacks.on_train_begin(state, {})
         step = int(jax.device_get(state.step))
         epoch = context.initial_epoch
-        guarded = replaces_batch_states(self.callbacks.callbacks)
+        guarded = self.always_guarded or replaces_batch_states(self.callbacks.callbacks)
         if epoch < context.epochs and not context.stop_training:
             self.precompile(state, seed, donate, guarded, weighting)
         while epoch < context.epochs and not context.stop_training:
@@ -68,7 +68,7 @@ class EpochLoop:
                 step -= done
             else:
                 state = self.callbacks.on_epoch_begin(epoch, state, {})
-            order = compiled.epoch_order(self.plan.n, self.plan.shuffle, self.spec.mesh)(seed, np.int32(epoch))
+            order = self.epoch_order(seed, epoch)
             start = state if guarded or not donate else compiled.copy(state)
             state, halted, chunk_logs = self.epoch(state, order, donate, guarded, True, done, done_logs)
             host = self.read(state, halted, chunk_logs, weighting)
@@ -89,9 +89,28 @@ class EpochLoop:
             epoch += 1
         return self.callbacks.on_train_end(state, {})
 
+    always_guarded = False  # a feed that cannot be read twice (an iterable) runs every epoch guarded
+    compiles_ahead = True  # the in-memory chunks compile before the first step (see precompile)
+
+    def epoch_order(self, seed: Any, epoch: int) -> Any:
+        """The epoch's permutation of the training rows, on the devices (BatchPlan.order)."""
+        return compiled.epoch_order(self.plan.n, self.plan.shuffle, self.spec.mesh)(seed, np.int32(epoch))
+
+    def host_batch(self, epoch: int, batch: int) -> tuple[Any, Any, Any] | None:
+        """(x, y, w) of batch `batch` of `epoch` as trained on (padding rows weight 0), or None if it is gone."""
+        indices, mask = self.plan.batch(self.seed, epoch, batch)
+        x, y, w = jax.tree_util.tree_map(lambda a: a[indices], self.data)
+        return x, y, w * mask
+
     def precompile(self, state: TrainState, seed: Any, donate: bool, guarded: bool,
                    weighting: tuple[tuple[str, str], ...]) -> None:
-        """Compile the programs of an epoch (its chunk shapes, permutation, start copy, means) concurrently."""
+        """Compile the programs of an epoch (its chunk shapes, permutation, start copy, means) concurrently.
+
+        For the in-memory data of this loop; loops that feed batches from the host (jdl.train.streaming)
+        compile on their first dispatch instead.
+        """
+        if not self.compiles_ahead:
+            return
         order = compiled.epoch_order(self.plan.n, self.plan.shuffle, self.spec.mesh)
         halted = jax.device_put(np.bool_(False))
         shapes = sorted({compiled.chunk_key(c) for c in self.plan.chunks()}, key=lambda c: -c.steps * c.width)
@@ -146,9 +165,12 @@ class EpochLoop:
         flags = np.concatenate([np.asarray(c).reshape(-1) for c in host["chunks"]])
         batch = int(np.argmax(flags))
         step = start_step + batch
-        indices, mask = self.plan.batch(self.seed, epoch, batch)
-        x, y, w = jax.tree_util.tree_map(lambda a: a[indices], self.data)
-        w = w * mask
+        recomputed = self.host_batch(epoch, batch)
+        if recomputed is None:
+            return (f"Non-finite loss or gradient at epoch {epoch} (0-based), global step {step}, batch {batch} of the "
+                    "epoch (an iterable's batches are not kept, so it is not recomputed). Training stopped; the "
+                    "returned state is the one after the last finite step.")
+        x, y, w = recomputed
         loss, grads = compiled.cost_and_grad(self.spec.objective, self.spec.augment)(state, x, y, w, self.values,
                                                                                    state.examples)
         loss = float(loss)

@@ -18,7 +18,7 @@ from jdl import regularizers
 from jdl.data.batching import MAX_STEPS_PER_EXECUTION, BatchPlan
 from jdl.nn import activations
 from jdl.nn.mode import mode_kwargs
-from jdl.train import compiled, inputs, sharding
+from jdl.train import compiled, inputs, sharding, streaming
 from jdl.train import precision as precision_lib
 from jdl.train.callbacks.base import Callback, CallbackList, FitContext
 from jdl.train.callbacks.progress import ProgressBar
@@ -150,6 +150,8 @@ class Trainer:
         seed: int = 0,
         state: TrainState | None = None,
         augment: Callable[[jax.Array, Any], Any] | None = None,
+        steps_per_epoch: int | None = None,
+        read_options: Any = None,
     ) -> tuple[TrainState, History]:
         """Train for `epochs` and return (state, History). Keras semantics, explicit state.
 
@@ -162,6 +164,12 @@ class Trainer:
         in a permutation drawn from (seed, e), so a fit resumed at epoch e continues exactly.
         `augment(key, x)` is applied to each training batch on the device. The given `state` is
         never modified or donated.
+
+        x may also be read while training (`jdl.train.streaming`), with y None: a data source (a
+        `jdl.data.packed` set, a `grain.MapDataset` or any random-access source of (x, y[, w])
+        records), read by Grain in the same per-epoch order as arrays (`read_options`: a
+        `jdl.data.sources.ReadOptions`); or an iterable of batches (x, y[, w]), trained for
+        `steps_per_epoch` batches per epoch.
         """
         _check_fit_arguments(epochs, initial_epoch, validation_split, seed, verbose, shuffle, augment, callbacks, state)
         callbacks = list(callbacks)
@@ -169,10 +177,17 @@ class Trainer:
             if not self.objective.single:
                 raise ValueError("class_weight is only supported for single-output models; use sample_weight per head")
             losses_lib.check_class_weight(class_weight)
-        data = inputs.data(self.objective, inputs.model_inputs(self.model, x), y, sample_weight)
-        data, validation = self._split(data, validation_data, validation_split)
+        feed = streaming.open_feed(  # None for arrays; a source or an iterable is checked and laid out here
+            self, x, y, batch_size=batch_size, steps_per_epoch=steps_per_epoch, shuffle=shuffle,
+            sample_weight=sample_weight, class_weight=class_weight, validation_split=validation_split,
+            validation_data=validation_data, read_options=read_options)
+        if feed is None:
+            data = inputs.data(self.objective, inputs.model_inputs(self.model, x), y, sample_weight)
+            data, validation = self._split(data, validation_data, validation_split)
+        else:
+            data, validation, batch_size = feed.sample, feed.validation, feed.batch_size
 
-        n = data.size
+        n = data.size if feed is None else feed.n
         if batch_size is None:
             batch_size = n
         _checks.check_number(batch_size, "batch_size", integer=True, positive=True)
@@ -180,18 +195,18 @@ class Trainer:
             raise ValueError(f"batch_size must be <= the number of training examples ({n}), got {batch_size}")
         sharding.check_batch_size(batch_size, self.mesh)
         plan = BatchPlan(n, batch_size, shuffle, self.steps_per_execution or MAX_STEPS_PER_EXECUTION,
-                         sharding.device_count(self.mesh))
+                         sharding.device_count(self.mesh)) if feed is None else feed.plan
 
         caller_state = state is not None
         if state is None:
-            state = self.init(data.x, seed, steps_per_epoch=plan.steps)
+            state = self.init(data.x, seed, steps_per_epoch=plan.steps) if feed is None else feed.init(self, seed)
         elif state.optimizer != self.optimizer.structure(plan.steps):
             warnings.warn(
                 "state was built with another optimizer transformation than this Trainer's (or another "
                 "steps_per_epoch for its schedule); fit continues with the state's own optimizer, state.tx",
                 RuntimeWarning, stacklevel=2,
             )
-        data = inputs.check_against_model(self.objective, state, data)
+        data = inputs.check_against_model(self.objective, state, data) if feed is None else feed.check(self, state)
         if class_weight is not None:
             data.w = data.w * inputs.class_weights(self.objective, state, data, class_weight)
         if validation is not None:
@@ -211,9 +226,9 @@ class Trainer:
         if caller_state and not callback_list.holds_state:
             state = compiled.copy(state)
         state = sharding.replicate(state.replace(examples=np.float32(n)), self.mesh)
-        loop = EpochLoop(spec, plan, sharding.shard_rows((data.x, data.y, data.w), self.mesh), self.values, seed,
-                         callback_list, context, tuple(c for c, _ in hooked),
-                         None if validation is None else self._validator(validation))
+        loop = (EpochLoop if feed is None else feed.loop)(
+            spec, plan, None if feed else sharding.shard_rows((data.x, data.y, data.w), self.mesh), self.values, seed,
+            callback_list, context, tuple(c for c, _ in hooked), None if validation is None else self._validator(validation))
         try:
             state = loop.run(state)
         finally:
