@@ -122,7 +122,7 @@ def _softmax_by_rows_and_by_columns(logits):
 
 
 @settings(max_examples=40, deadline=None)
-@given(arrays(np.float32, st.tuples(st.integers(1, 6), st.integers(1, 12)),
+@given(arrays(np.float32, st.sampled_from([(1, 1), (1, 12), (6, 1), (3, 5), (6, 12)]),  # a few shapes: one compile each
               elements=st.floats(-80, 80, width=32)))
 def test_softmax_rows_sum_to_one(logits):
     rows, columns = _softmax_by_rows_and_by_columns(jnp.asarray(logits))

@@ -186,9 +186,9 @@ def test_fast_grad_off_allows_forward_mode_with_the_same_values():
     x = np.random.default_rng(9).normal(size=(1, 5, 5, 2)).astype(np.float32)
     params = with_params(np.random.default_rng(10).normal(size=(3, 3, 2, 2)).astype(np.float32), np.zeros(2, np.float32))
     fast, plain = Conv2D(2, 3, strides=2, padding="same"), Conv2D(2, 3, strides=2, padding="same", fast_grad=False)
-    np.testing.assert_allclose(fast.apply(params, x), plain.apply(params, x), rtol=1e-6)
-    forward = jax.jacfwd(lambda v: plain.apply(params, v).sum())(x)
-    np.testing.assert_allclose(forward, jax.grad(lambda v: fast.apply(params, v).sum())(x), rtol=1e-5)
+    np.testing.assert_allclose(jax.jit(fast.apply)(params, x), jax.jit(plain.apply)(params, x), rtol=1e-6)
+    forward = jax.jit(jax.jacfwd(lambda v: plain.apply(params, v).sum()))(x)
+    np.testing.assert_allclose(forward, jax.jit(jax.grad(lambda v: fast.apply(params, v).sum()))(x), rtol=1e-5)
     with pytest.raises(TypeError, match="fast_grad must be a bool"):
         Conv2D(2, 3, fast_grad="yes")
 
