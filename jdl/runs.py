@@ -22,6 +22,7 @@ from jdl import config as config_lib
 from jdl import data as data_lib
 from jdl import models, optim
 from jdl.diagnostics import report as report_lib
+from jdl.train import distributed
 from jdl.train.checkpoint import latest_step
 from jdl.train.trainer import Trainer
 
@@ -67,6 +68,13 @@ class StopRequest:
         self.signal: int | None = None
 
     def is_set(self) -> bool:
+        """Whether to stop; in a multi-process run, whether any process got a signal (all stop at the same dispatch)."""
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            signals = multihost_utils.process_allgather(np.int32(self.signal or 0))
+            if self.signal is None and np.any(signals):
+                self.signal = int(np.max(signals))
         return self.signal is not None
 
     def __str__(self) -> str:
@@ -102,10 +110,11 @@ def stop_on_signals(request: StopRequest):
 
 
 def _callbacks(config: config_lib.RunConfig, out: Path, interrupt: StopRequest | None = None) -> list[callbacks_lib.Callback]:
+    """The run's callbacks; in a multi-process run the file-writing loggers only in process 0 (checkpoints in all)."""
     fixed = {"tensorboard": {"log_dir": str(out / "tensorboard")}}
     result = []
     for name, options in config.callbacks.items():
-        if name == "model_checkpoint":
+        if name == "model_checkpoint" or (name == "tensorboard" and not distributed.is_main()):
             continue
         try:
             result.append(callbacks_lib.get(name, **fixed.get(name, {}), **options))
@@ -118,7 +127,8 @@ def _callbacks(config: config_lib.RunConfig, out: Path, interrupt: StopRequest |
     best.setdefault("save_best_only", True)
     best.setdefault("max_to_keep", 1)
     result.append(callbacks_lib.ModelCheckpoint(out / BEST, **best))
-    result.append(callbacks_lib.CSVLogger(out / "metrics.csv", append=True))
+    if distributed.is_main():
+        result.append(callbacks_lib.CSVLogger(out / "metrics.csv", append=True))
     result.append(callbacks_lib.BackupAndRestore(out / LATEST, delete_checkpoint=False, interrupt=interrupt))
     return result
 
@@ -138,7 +148,13 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
     SIGINT or SIGTERM (main thread) stops training after the current dispatch and raises
     `TrainingInterrupted` once the checkpoint is saved; `exit_code` gives the CLI's status.
     `extra_callbacks` join the config's (a sweep's pruning callback).
+
+    In a multi-process run (`jdl.train.distributed.initialize` first) every process runs this with
+    the same config and `out` on a shared file system: all train, evaluate and save checkpoints
+    together (Orbax); only process 0 prints and writes config.json, metrics.csv, summary.json and the report.
     """
+    main = distributed.is_main()
+    verbose = verbose if main else 0
     out = Path(out) if out is not None else Path("runs") / config.name
     has_checkpoint = latest_step(out / LATEST) is not None
     if has_checkpoint and not resume:
@@ -158,8 +174,9 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
         scaler = data_lib.Standardizer.fit(x_train)
         x_train, x_test = scaler(x_train), scaler(x_test)
     out.mkdir(parents=True, exist_ok=True)
-    _io.write_json(out / "config.json", config.to_dict())
-    _io.write_json(out / "environment.json", environment(config))
+    if main:
+        _io.write_json(out / "config.json", config.to_dict())
+        _io.write_json(out / "environment.json", environment(config))
 
     started = time.perf_counter()
     with stop_on_signals(StopRequest()) as request:
@@ -190,11 +207,15 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
         "train_seconds_this_session": seconds,
         "machine": {"platform": platform.platform(), "backend": jax.default_backend(), "devices": jax.device_count()},
     }
-    _io.write_json(out / "summary.json", summary)
     monitors = [c for c in callbacks if isinstance(c, callbacks_lib.GradientMonitor)]
-    _io.write_json(out / "model.json", report_lib.model_table(state.params, monitors[0].layers if monitors else None))
-    if monitors:
-        _io.write_json(out / "monitor.json", monitors[0].to_dict())
-    report_lib.training_report(out, trainer=trainer, state=state,
-                               data=dataset._replace(x_train=x_train, x_test=x_test)).save(out)
+    if main:
+        _io.write_json(out / "summary.json", summary)
+        _io.write_json(out / "model.json", report_lib.model_table(state.params, monitors[0].layers if monitors else None))
+        if monitors:
+            _io.write_json(out / "monitor.json", monitors[0].to_dict())
+    distributed.barrier("jdl-run-files")  # the report reads them; every process computes it (its predictions are collectives)
+    report = report_lib.training_report(out, trainer=trainer, state=state,
+                                        data=dataset._replace(x_train=x_train, x_test=x_test))
+    if main:
+        report.save(out)
     return summary

@@ -18,7 +18,7 @@ from jdl import regularizers
 from jdl.data.batching import MAX_STEPS_PER_EXECUTION, BatchPlan
 from jdl.nn import activations
 from jdl.nn.mode import mode_kwargs
-from jdl.train import compiled, inputs, sharding
+from jdl.train import compiled, distributed, inputs, sharding
 from jdl.train import precision as precision_lib
 from jdl.train.callbacks.base import Callback, CallbackList, FitContext
 from jdl.train.callbacks.progress import ProgressBar
@@ -309,7 +309,7 @@ class Trainer:
         index = np.minimum(np.arange(batches * batch), n - 1)
         padded = jax.tree_util.tree_map(lambda a: a[index], x)
         outputs = compiled.predict(self.objective, self.mesh, batches)(state, sharding.replicate(padded, self.mesh))
-        return jax.tree_util.tree_map(lambda a: np.asarray(a)[:n], jax.device_get(outputs))
+        return jax.tree_util.tree_map(lambda a: np.asarray(a)[:n], distributed.to_host(outputs))
 
 
 # -- configuration ----------------------------------------------------------------------------------

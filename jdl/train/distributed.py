@@ -1,0 +1,156 @@
+"""Multi-process (multi-host) runs: start `jax.distributed`, and each process's share of global arrays.
+
+Every process runs the same program; `jax.devices()` then lists the devices of all processes, the
+`data` mesh of `jdl.train.sharding` spans them, and each process holds only the rows of a global
+array that live on its own devices (`process_rows`, `global_rows`). Collectives run over Gloo on
+CPU (NCCL on GPU, the TPU interconnect on TPU).
+
+A lost process is detected by the coordination service's heartbeat, `HEARTBEAT_SECONDS` after it
+stops (JAX's default is 100 s); `jdl.launch` turns what JAX then prints into one line.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jdl import _checks
+
+HEARTBEAT_SECONDS = 10
+CONNECT_SECONDS = 60
+ENVIRONMENT = ("JAX_COORDINATOR_ADDRESS",)  # with SLURM's variables, what jax.distributed.initialize() reads itself
+
+
+def requested(coordinator: str | None = None, num_processes: int | None = None) -> bool:
+    """True when the arguments or the environment ask for a multi-process run.
+
+    The environment asks for one when JAX_COORDINATOR_ADDRESS is set, or inside a SLURM job step
+    of several tasks (SLURM_NTASKS > 1), which jax.distributed reads by itself.
+    """
+    if coordinator is not None or (num_processes is not None and num_processes > 1):
+        return True
+    if any(os.environ.get(name) for name in ENVIRONMENT):
+        return True
+    return int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1 and "SLURM_PROCID" in os.environ
+
+
+def check_arguments(coordinator: str | None, num_processes: int | None, process_id: int | None) -> None:
+    """ValueError naming the option unless coordinator is HOST:PORT, num_processes ≥ 1 and 0 ≤ process_id < num_processes."""
+    if coordinator is not None:
+        host, _, port = coordinator.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"--coordinator must be HOST:PORT (e.g. node0:12345), got {coordinator!r}")
+    if (num_processes is None) != (process_id is None) and coordinator is not None:
+        raise ValueError("--num-processes and --process-id must be given together with --coordinator "
+                         f"(or neither, to read them from the environment), got {num_processes} and {process_id}")
+    if num_processes is not None:
+        _checks.check_number(num_processes, "--num-processes", integer=True, positive=True)
+    if process_id is not None:
+        _checks.check_number(process_id, "--process-id", integer=True, nonnegative=True)
+        if num_processes is not None and process_id >= num_processes:
+            raise ValueError(f"--process-id must be in [0, {num_processes}) for --num-processes {num_processes}, "
+                             f"got {process_id}")
+
+
+def _reachable(coordinator: str, seconds: float) -> bool:
+    """True when a TCP connection to HOST:PORT opens within `seconds` (retried: the coordinator may start later)."""
+    import time
+
+    host, _, port = coordinator.rpartition(":")
+    host = host.strip("[]")
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=min(1.0, seconds)):
+                return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+
+
+def initialize(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None, *,
+               connect_seconds: float = CONNECT_SECONDS, heartbeat_seconds: int = HEARTBEAT_SECONDS) -> None:
+    """Join the processes of a run: `jax.distributed.initialize` with Gloo CPU collectives and a short heartbeat.
+
+    Must run before anything touches a JAX backend. Unset arguments are read by JAX from the
+    environment (JAX_COORDINATOR_ADDRESS, SLURM). A coordinator that does not answer within
+    `connect_seconds` is a ValueError naming --coordinator (process 0 starts it, so only the others
+    wait for it). `heartbeat_seconds`: how soon a lost process is noticed by the others.
+    """
+    check_arguments(coordinator, num_processes, process_id)
+    _checks.check_number(connect_seconds, "connect_seconds", positive=True)
+    _checks.check_number(heartbeat_seconds, "heartbeat_seconds", integer=True, positive=True)
+    if jax.distributed.is_initialized():
+        return
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    address = coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    if address is not None and process_id not in (None, 0) and not _reachable(address, connect_seconds):
+        raise ValueError(f"--coordinator {address} did not answer within {connect_seconds:g} s; start process 0 "
+                         "(which serves it) first, or check HOST:PORT and the firewall")
+    try:
+        jax.distributed.initialize(coordinator, num_processes, process_id,
+                                   initialization_timeout=max(1, int(connect_seconds)),
+                                   heartbeat_timeout_seconds=heartbeat_seconds)
+    except (RuntimeError, ValueError) as err:  # JaxRuntimeError is a RuntimeError: DEADLINE_EXCEEDED and the like
+        message = " ".join(str(err).split())[:300]
+        raise ValueError(f"--coordinator {address}: could not join the run within {connect_seconds:g} s "
+                         f"({message})") from None
+
+
+def is_main() -> bool:
+    """True in the process that writes logs, metrics, reports and prints (process 0; every single-process run)."""
+    return jax.process_index() == 0
+
+
+def process_rows(rows: int, mesh: Mesh | None) -> slice:
+    """The rows [start, stop) of a (rows, ...) array split over `mesh`'s `data` axis that this process's devices hold.
+
+    rows must divide over the mesh's devices; with one process (or no mesh) that is every row.
+    """
+    if mesh is None or jax.process_count() == 1:
+        return slice(0, rows)
+    devices = list(mesh.devices.reshape(-1))
+    per = rows // len(devices)
+    mine = [i for i, d in enumerate(devices) if d.process_index == jax.process_index()]
+    if mine != list(range(mine[0], mine[-1] + 1)):
+        raise ValueError(f"the mesh's devices of process {jax.process_index()} are not contiguous: {mine}")
+    return slice(mine[0] * per, (mine[-1] + 1) * per)
+
+
+def global_rows(local: Any, rows: int, mesh: Mesh | None) -> Any:
+    """A global (rows, ...) array split over `data` from this process's rows `process_rows(rows, mesh)` of it.
+
+    jax.make_array_from_process_local_data: no process holds, or copies, another process's rows.
+    """
+    if mesh is None:
+        return jax.device_put(local)
+    split = NamedSharding(mesh, PartitionSpec("data"))
+    return jax.tree_util.tree_map(
+        lambda a: jax.make_array_from_process_local_data(split, np.asarray(a), (rows,) + np.shape(a)[1:]), local)
+
+
+def barrier(name: str) -> None:
+    """Wait until every process got here (nothing in a single-process run)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def to_host(tree: Any) -> Any:
+    """jax.device_get, with arrays split over other processes' devices gathered first (a collective: call it in all)."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    spread = [i for i, a in enumerate(leaves) if isinstance(a, jax.Array) and not a.is_fully_addressable]
+    if spread:
+        from jax.experimental import multihost_utils
+
+        gathered = multihost_utils.process_allgather([leaves[i] for i in spread], tiled=True)
+        for i, a in zip(spread, gathered):
+            leaves[i] = a
+    return jax.device_get(jax.tree_util.tree_unflatten(treedef, leaves))
