@@ -72,8 +72,8 @@ def describe_failure(text: str, process_id: int | None, num_processes: int | Non
 def supervise(argv: Sequence[str], process_id: int | None, num_processes: int | None) -> int:
     """Run `python -m jdl.cli ARGV` as a child; forward its output; one line and EXIT_LOST if a peer was lost."""
     env = dict(os.environ, **{CHILD: "1", "PYTHONUNBUFFERED": "1"})
-    child = subprocess.Popen([sys.executable, "-m", "jdl.cli", *argv], env=env, stderr=subprocess.PIPE,
-                             start_new_session=True)
+    child = subprocess.Popen([sys.executable, "-m", "jdl.cli", *argv], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, start_new_session=True)
 
     def forward(signal_number, frame):
         child.send_signal(signal_number)
@@ -81,7 +81,7 @@ def supervise(argv: Sequence[str], process_id: int | None, num_processes: int | 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     held: list[str] = []
     try:
-        _forward_stderr(child, held)
+        _forward(child, held)
         code = child.wait()
     finally:
         for s, handler in previous.items():
@@ -91,34 +91,46 @@ def supervise(argv: Sequence[str], process_id: int | None, num_processes: int | 
     if failed and code != 0:
         print(describe_failure(text, process_id, num_processes), file=sys.stderr, flush=True)
         return EXIT_LOST
+    sys.stderr.write("".join(line for line in held if not line.startswith("[Gloo] ")))
     return code if code >= 0 else 128 - code
 
 
-def _forward_stderr(child: subprocess.Popen, held: list[str]) -> None:
-    """Copy the child's stderr to ours until it closes, holding back JAX's C++ log and fatal lines."""
-    stream = child.stderr
-    pending = ""
+def _forward(child: subprocess.Popen, held: list[str]) -> None:
+    """Copy the child's stdout and stderr to ours until both close, holding back JAX's C++ log and fatal lines.
+
+    Gloo's connection lines on stdout are dropped; C++ log messages on stderr (and everything after
+    a fatal one or the child's LOST_MARK) go to `held`.
+    """
+    streams = {child.stdout.fileno(): (sys.stdout, ""), child.stderr.fileno(): (sys.stderr, "")}
     fatal = False
-    while True:
-        ready, _, _ = select.select([stream], [], [], 0.3)
-        chunk = os.read(stream.fileno(), 65536).decode(errors="replace") if ready else None
-        if chunk == "":
-            break
-        if chunk is not None:
-            pending += chunk
-        parts = re.split(r"(?<=[\r\n])", pending)
-        pending = parts.pop() if parts and not parts[-1].endswith(("\n", "\r")) else ""
-        if chunk is None and pending and not _CPP_LOG.match(pending) and not fatal:
-            parts.append(pending)  # a progress bar's partial line, idle for a moment
-            pending = ""
-        for part in parts:
-            if part.startswith(LOST_MARK) or (_CPP_LOG.match(part) and (
-                    part.startswith("F") or (part.startswith("E") and "coordination" in part))):
-                fatal = True  # the run is ending: what follows (messages, stack dumps) is JAX's, held back
-            if fatal or _CPP_LOG.match(part) or part.startswith(LOST_MARK):
-                held.append(part)
-            else:
-                sys.stderr.write(part)
-                sys.stderr.flush()
-    if pending:
-        (held.append if fatal else sys.stderr.write)(pending)
+    while streams:
+        ready, _, _ = select.select(list(streams), [], [], 0.3)
+        for fd in list(streams) if not ready else ready:
+            out, pending = streams[fd]
+            chunk = os.read(fd, 65536).decode(errors="replace") if fd in ready else None
+            if chunk == "":
+                if pending:
+                    (held.append if fatal or out is sys.stderr and _CPP_LOG.match(pending) else out.write)(pending)
+                del streams[fd]
+                continue
+            pending += chunk or ""
+            parts = re.split(r"(?<=[\r\n])", pending)
+            pending = parts.pop() if parts and not parts[-1].endswith(("\n", "\r")) else ""
+            if chunk is None and pending and not _CPP_LOG.match(pending) and not fatal:
+                parts.append(pending)  # a progress bar's partial line, idle for a moment
+                pending = ""
+            streams[fd] = (out, pending)
+            continued = False  # a C++ log message's further lines come in the same write as its first
+            for part in parts:
+                if out is sys.stdout:
+                    if not part.startswith("[Gloo] "):
+                        out.write(part)
+                    continue
+                if part.startswith(LOST_MARK) or (_CPP_LOG.match(part) and part[0] in "EF"):
+                    fatal = True  # the run may be ending: what follows is held back (and written out if it was not)
+                continued = continued or bool(_CPP_LOG.match(part))
+                if fatal or continued or part.startswith(LOST_MARK):
+                    held.append(part)
+                else:
+                    out.write(part)
+            out.flush()
