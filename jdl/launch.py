@@ -23,6 +23,7 @@ from collections.abc import Sequence
 CHILD = "JDL_LAUNCHED_CHILD"
 EXIT_LOST = 75  # EX_TEMPFAIL: the run lost a process; resume it with --resume
 LOST_MARK = "jdl-lost-peer:"
+_GLOO = re.compile(r"\[Gloo\] Rank \d+ is connected to \d+ peer ranks\. Expected number of connected peer ranks is : \d+\n?")
 _CPP_LOG = re.compile(r"^(?:[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+:\d+\]|\*\*\* |\s+@\s+0x|\[Gloo\] )")
 
 
@@ -33,6 +34,9 @@ def is_child() -> bool:
 
 def watch_parent() -> None:
     """End this process (SIGKILL) as soon as its parent is gone, so a killed `jdl train` leaves no orphan."""
+    import faulthandler
+
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints where every thread of a stuck run is
     parent = os.getppid()
 
     def watch():
@@ -116,15 +120,14 @@ def _forward(child: subprocess.Popen, held: list[str]) -> None:
             pending += chunk or ""
             parts = re.split(r"(?<=[\r\n])", pending)
             pending = parts.pop() if parts and not parts[-1].endswith(("\n", "\r")) else ""
-            if chunk is None and pending and not _CPP_LOG.match(pending) and not fatal:
+            if chunk is None and pending and out is sys.stderr and not _CPP_LOG.match(pending) and not fatal:
                 parts.append(pending)  # a progress bar's partial line, idle for a moment
                 pending = ""
             streams[fd] = (out, pending)
             continued = False  # a C++ log message's further lines come in the same write as its first
             for part in parts:
                 if out is sys.stdout:
-                    if not part.startswith("[Gloo] "):
-                        out.write(part)
+                    out.write(_GLOO.sub("", part))
                     continue
                 if part.startswith(LOST_MARK) or (_CPP_LOG.match(part) and part[0] in "EF"):
                     fatal = True  # the run may be ending: what follows is held back (and written out if it was not)
