@@ -56,7 +56,8 @@ def _train(args: argparse.Namespace) -> int:
             return launch.supervise(args.argv, args.process_id, args.num_processes)
         launch.watch_parent()
         try:
-            distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+            distributed.initialize(args.coordinator, args.num_processes, args.process_id,
+                                   connect_seconds=args.connect_timeout)
         except ValueError as err:
             return _error(args.command, err)
     try:
@@ -327,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "$JAX_COORDINATOR_ADDRESS, or SLURM's variables)")
     train.add_argument("--num-processes", type=int, default=None, metavar="N", help="multi-process run: processes in all")
     train.add_argument("--process-id", type=int, default=None, metavar="I", help="multi-process run: this process, 0..N-1")
+    train.add_argument("--connect-timeout", type=float, default=60.0, metavar="SECONDS",
+                       help="multi-process run: how long to wait for the coordinator and the other processes (default 60)")
     train.set_defaults(run=_train)
     study = commands.add_parser("study", help="run a vanishing/exploding-gradient study and write an HTML + JSON report")
     study.add_argument("name", choices=sorted(STUDY_SIZES), metavar="NAME",

@@ -22,7 +22,7 @@ from jdl import config as config_lib
 from jdl import data as data_lib
 from jdl import models, optim
 from jdl.diagnostics import report as report_lib
-from jdl.train import distributed
+from jdl.train import distributed, sharding
 from jdl.train.checkpoint import latest_step
 from jdl.train.trainer import Trainer
 
@@ -169,6 +169,11 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
                 "resume with the same config and overrides"
             )
     trainer, dataset = build(config)
+    try:
+        if config.train.batch_size is not None:
+            sharding.check_batch_size(config.train.batch_size, trainer.mesh, "train.batch_size")
+    except ValueError as err:  # before any compile, in every process of a multi-process run
+        raise config_lib.ConfigError(str(err)) from None
     x_train, x_test = dataset.x_train, dataset.x_test
     if config.data.standardize:
         scaler = data_lib.Standardizer.fit(x_train)
