@@ -42,19 +42,21 @@ def _train(args: argparse.Namespace) -> int:
     SIGINT (Ctrl-C) or SIGTERM stops training after the current dispatch, saves a checkpoint and
     prints one line with the `--resume` command; the exit status is 130 (SIGINT) or 143 (SIGTERM).
     """
-    from jdl import config as config_lib
-    from jdl import launch
-    from jdl.train import distributed
+    from jdl import _processes, launch
 
-    multi = distributed.requested(args.coordinator, args.num_processes)
+    multi = _processes.requested(args.coordinator, args.num_processes)
     if multi:
         try:
-            distributed.check_arguments(args.coordinator, args.num_processes, args.process_id)
+            _processes.check_arguments(args.coordinator, args.num_processes, args.process_id)
         except ValueError as err:
             return _error(args.command, err)
         if not launch.is_child():
             return launch.supervise(args.argv, args.process_id, args.num_processes)
         launch.watch_parent()
+    from jdl import config as config_lib
+    from jdl.train import distributed
+
+    if multi:
         try:
             distributed.initialize(args.coordinator, args.num_processes, args.process_id,
                                    connect_seconds=args.connect_timeout)

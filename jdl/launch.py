@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 CHILD = "JDL_LAUNCHED_CHILD"
 EXIT_LOST = 75  # EX_TEMPFAIL: the run lost a process; resume it with --resume
@@ -91,6 +92,8 @@ def supervise(argv: Sequence[str], process_id: int | None, num_processes: int | 
         for s, handler in previous.items():
             signal.signal(s, handler)
     text = "".join(held)
+    if os.environ.get("JDL_LAUNCH_HELD"):  # where to keep what was held back, for a look at a failure
+        Path(os.environ["JDL_LAUNCH_HELD"]).write_text(text)
     failed = LOST_MARK in text or re.search(r"^F\d{4} ", text, re.M) is not None
     if failed and code != 0:
         print(describe_failure(text, process_id, num_processes), file=sys.stderr, flush=True)

@@ -218,9 +218,9 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
         _io.write_json(out / "model.json", report_lib.model_table(state.params, monitors[0].layers if monitors else None))
         if monitors:
             _io.write_json(out / "monitor.json", monitors[0].to_dict())
-    distributed.barrier("jdl-run-files")  # the report reads them; every process computes it (its predictions are collectives)
-    report = report_lib.training_report(out, trainer=trainer, state=state,
-                                        data=dataset._replace(x_train=x_train, x_test=x_test))
-    if main:
-        report.save(out)
+        # A host copy of the (replicated) state: the report's predictions then run on process 0's own device.
+        shown = jax.device_get(state) if jax.process_count() > 1 else state
+        report_lib.training_report(out, trainer=trainer, state=shown,
+                                   data=dataset._replace(x_train=x_train, x_test=x_test)).save(out)
+    distributed.barrier("jdl-run-end")
     return summary

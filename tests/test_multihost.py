@@ -3,8 +3,8 @@
 One module fixture starts every multi-process run at once (they overlap their start-up and the
 heartbeat wait): the 2- and 4-process runs must give the per-epoch losses and final parameters of
 a single-process, 1-device run with the same global batch (computed in this process); a third,
-long run loses its process 1 to SIGKILL; a fourth asks for a batch that does not divide over the
-4 devices; a fifth process waits for a coordinator nobody serves.
+long run loses its process 1 to SIGKILL; a process with 4 devices asks for a batch that does not
+divide over them; another waits for a coordinator nobody serves.
 """
 
 import csv
@@ -54,11 +54,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def devices_env(devices: int) -> dict[str, str]:
+    env = default_compiler_env()
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    return env
+
+
 def start(config: Path, out: Path, processes: int, *extra: str) -> list[subprocess.Popen]:
     """`jdl train` as `processes` real processes on localhost, each with 2 CPU devices."""
-    env = default_compiler_env()
-    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
-    env["JAX_PLATFORMS"] = "cpu"
+    env = devices_env(2)
     port = free_port()
     return [subprocess.Popen([sys.executable, "-m", "jdl.cli", "train", str(config), "--out", str(out), "--verbose", "2",
                               "--coordinator", f"127.0.0.1:{port}", "--num-processes", str(processes),
@@ -68,7 +73,8 @@ def start(config: Path, out: Path, processes: int, *extra: str) -> list[subproce
 
 
 def finish(processes: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
-    return [(p.returncode, *p.communicate(timeout=300)) for p in processes]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    return [(p.returncode, *o) for p, o in zip(processes, outputs)]
 
 
 def kill_after_first_epoch(processes: list[subprocess.Popen], result: dict) -> None:
@@ -107,8 +113,10 @@ def runs(tmp_path_factory):
     short.write_text(CONFIG.format(epochs=3))
     long.write_text(CONFIG.format(epochs=400).replace("patience = 1", "patience = 1000"))
     started = {"two": start(short, root / "two", 2), "four": start(short, root / "four", 4),
-               "killed": start(long, root / "killed", 2),
-               "odd_batch": start(short, root / "odd", 2, "--set", "train.batch_size=6")}
+               "killed": start(long, root / "killed", 2)}
+    odd_batch = subprocess.Popen([sys.executable, "-m", "jdl.cli", "train", str(short), "--out", str(root / "odd"),
+                                  "--set", "train.batch_size=6"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, env=devices_env(4))
     env = default_compiler_env()
     lonely = subprocess.Popen([sys.executable, "-m", "jdl.cli", "train", str(short), "--out", str(root / "lonely"),
                                "--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", "2",
@@ -122,7 +130,8 @@ def runs(tmp_path_factory):
     watcher.join(timeout=300)
     results["killed"] = killed
     results["killed_others"] = finish(started["killed"][1:])
-    results["lonely"] = (lonely.wait(timeout=120), *lonely.communicate())
+    results["lonely"] = finish([lonely])[0]
+    results["odd_batch"] = finish([odd_batch])
     return root, short, results
 
 

@@ -20,41 +20,10 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jdl import _checks
+from jdl._processes import check_arguments, requested  # noqa: F401  (re-exported)
 
 HEARTBEAT_SECONDS = 10
 CONNECT_SECONDS = 60
-ENVIRONMENT = ("JAX_COORDINATOR_ADDRESS",)  # with SLURM's variables, what jax.distributed.initialize() reads itself
-
-
-def requested(coordinator: str | None = None, num_processes: int | None = None) -> bool:
-    """True when the arguments or the environment ask for a multi-process run.
-
-    The environment asks for one when JAX_COORDINATOR_ADDRESS is set, or inside a SLURM job step
-    of several tasks (SLURM_NTASKS > 1), which jax.distributed reads by itself.
-    """
-    if coordinator is not None or (num_processes is not None and num_processes > 1):
-        return True
-    if any(os.environ.get(name) for name in ENVIRONMENT):
-        return True
-    return int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1 and "SLURM_PROCID" in os.environ
-
-
-def check_arguments(coordinator: str | None, num_processes: int | None, process_id: int | None) -> None:
-    """ValueError naming the option unless coordinator is HOST:PORT, num_processes ≥ 1 and 0 ≤ process_id < num_processes."""
-    if coordinator is not None:
-        host, _, port = coordinator.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"--coordinator must be HOST:PORT (e.g. node0:12345), got {coordinator!r}")
-    if (num_processes is None) != (process_id is None) and coordinator is not None:
-        raise ValueError("--num-processes and --process-id must be given together with --coordinator "
-                         f"(or neither, to read them from the environment), got {num_processes} and {process_id}")
-    if num_processes is not None:
-        _checks.check_number(num_processes, "--num-processes", integer=True, positive=True)
-    if process_id is not None:
-        _checks.check_number(process_id, "--process-id", integer=True, nonnegative=True)
-        if num_processes is not None and process_id >= num_processes:
-            raise ValueError(f"--process-id must be in [0, {num_processes}) for --num-processes {num_processes}, "
-                             f"got {process_id}")
 
 
 def _reachable(coordinator: str, seconds: float) -> bool:
@@ -135,14 +104,6 @@ def global_rows(local: Any, rows: int, mesh: Mesh | None) -> Any:
         lambda a: jax.make_array_from_process_local_data(split, np.asarray(a), (rows,) + np.shape(a)[1:]), local)
 
 
-def barrier(name: str) -> None:
-    """Wait until every process got here (nothing in a single-process run)."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(name)
-
-
 def to_host(tree: Any) -> Any:
     """jax.device_get, with arrays split over other processes' devices gathered first (a collective: call it in all)."""
     leaves, treedef = jax.tree_util.tree_flatten(tree)
@@ -154,3 +115,15 @@ def to_host(tree: Any) -> Any:
         for i, a in zip(spread, gathered):
             leaves[i] = a
     return jax.device_get(jax.tree_util.tree_unflatten(treedef, leaves))
+
+
+def barrier(name: str) -> None:
+    """Wait until every process got here (nothing in a single-process run).
+
+    A run ends with one: a process that exits first waits in JAX's shutdown, where it stops sending
+    heartbeats, and the others would then count it as lost.
+    """
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
