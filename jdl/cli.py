@@ -81,8 +81,11 @@ def _train(args: argparse.Namespace) -> int:
     try:
         summary = run_lib.run(config, out, resume=args.resume, verbose=args.verbose)
     except TrainingInterrupted as stop:
-        print(f"jdl train: {stop.reason}: saved the state after step {stop.steps_done}/{stop.steps_per_epoch} of "
-              f"epoch {stop.epoch + 1} to {stop.directory}/{stop.step}; continue with: {again}", file=sys.stderr)
+        if distributed.is_main():
+            every = " in every process, with its --coordinator/--num-processes/--process-id" if multi else ""
+            print(f"jdl train: {stop.reason}: saved the state after step {stop.steps_done}/{stop.steps_per_epoch} of "
+                  f"epoch {stop.epoch + 1} to {stop.directory}/{stop.step}; continue with: {again}{every}",
+                  file=sys.stderr)
         return run_lib.exit_code(getattr(signal, stop.reason, signal.SIGINT))
     except KeyboardInterrupt:
         print(f"jdl train: interrupted; the last checkpoint is in {out / run_lib.LATEST}; continue with: {again}",

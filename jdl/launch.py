@@ -68,7 +68,9 @@ def describe_failure(text: str, process_id: int | None, num_processes: int | Non
     me = f"process {process_id}" if process_id is not None else "this process"
     if who is None:
         fatal = next((line for line in text.splitlines() if line.startswith("F") and "]" in line), "")
-        detail = " ".join(fatal.split("]", 1)[-1].split())[:200] if fatal else "no reason given"
+        mark = next((line for line in text.splitlines() if line.startswith(LOST_MARK)), "")
+        detail = (" ".join(fatal.split("]", 1)[-1].split())[:200] if fatal else
+                  mark[len(LOST_MARK):].strip()[:200] or "no reason given")
         return f"jdl train: error: the run lost contact with another process{of} ({detail}); {me} stopped"
     return (f"jdl train: error: lost {who}{of} (stopped answering JAX's heartbeat or collectives); {me} stopped; "
             "restart every process with --resume")
@@ -92,8 +94,8 @@ def supervise(argv: Sequence[str], process_id: int | None, num_processes: int | 
         for s, handler in previous.items():
             signal.signal(s, handler)
     text = "".join(held)
-    if os.environ.get("JDL_LAUNCH_HELD"):  # where to keep what was held back, for a look at a failure
-        Path(os.environ["JDL_LAUNCH_HELD"]).write_text(text)
+    if os.environ.get("JDL_LAUNCH_HELD"):  # a directory where each process keeps what it held back, to look at
+        Path(os.environ["JDL_LAUNCH_HELD"], f"held_{process_id}.txt").write_text(text)
     failed = LOST_MARK in text or re.search(r"^F\d{4} ", text, re.M) is not None
     if failed and code != 0:
         print(describe_failure(text, process_id, num_processes), file=sys.stderr, flush=True)

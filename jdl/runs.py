@@ -183,6 +183,7 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
         _io.write_json(out / "config.json", config.to_dict())
         _io.write_json(out / "environment.json", environment(config))
 
+    distributed.barrier("jdl-run-start")  # every process has its data: their first collectives start close together
     started = time.perf_counter()
     with stop_on_signals(StopRequest()) as request:
         callbacks = _callbacks(config, out, request) + list(extra_callbacks)
