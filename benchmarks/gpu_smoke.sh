@@ -19,7 +19,7 @@ from jdl import data, models, optim
 from jdl.train import Trainer
 d = data.load("digits", test_size=0.2, seed=0, as_images=True)
 for precision in ("float32", "bfloat16"):
-    trainer = Trainer(models.get("cnn")(outputs=10), "sparse_categorical_crossentropy", optim.adam(1e-3),
+    trainer = Trainer(models.get("cnn")(outputs=10, padding="same"), "sparse_categorical_crossentropy", optim.adam(1e-3),
                       metrics=["accuracy"], precision=precision)
     trainer.fit(d.x_train, d.y_train, epochs=1, batch_size=64, verbose=0)  # compile
     start = time.perf_counter()
