@@ -69,12 +69,14 @@ class StopRequest:
 
     def is_set(self) -> bool:
         """Whether to stop; in a multi-process run, whether any process got a signal (all stop at the same dispatch)."""
-        if jax.process_count() > 1:
+        if jax.process_count() > 1:  # decided on the gathered flags alone: a signal during the gather waits for the next
             from jax.experimental import multihost_utils
 
             signals = multihost_utils.process_allgather(np.int32(self.signal or 0))
-            if self.signal is None and np.any(signals):
-                self.signal = int(np.max(signals))
+            if not np.any(signals):
+                return False
+            self.signal = self.signal or int(np.max(signals))
+            return True
         return self.signal is not None
 
     def __str__(self) -> str:
@@ -97,7 +99,7 @@ def stop_on_signals(request: StopRequest):
         return
 
     def handle(signal_number, frame):
-        if request.is_set():
+        if request.signal is not None:  # not is_set(): in a multi-process run that is a collective
             raise KeyboardInterrupt
         request.signal = signal_number
 

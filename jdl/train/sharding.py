@@ -16,6 +16,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jdl.train import distributed
+
 AXIS = "data"
 
 
@@ -92,8 +94,6 @@ def shard_rows(tree: Any, mesh: Mesh | None) -> Any:
 
 def _process_rows(host: np.ndarray, mesh: Mesh, rows_split: NamedSharding) -> jax.Array:
     """`host` (n, ...) as a global array split over `data`, from this process's rows only (zero rows pad the end)."""
-    from jdl.train import distributed
-
     n, count = host.shape[0], device_count(mesh)
     rows = -(-n // count) * count
     mine = distributed.process_rows(rows, mesh)
