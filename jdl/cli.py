@@ -42,8 +42,26 @@ def _train(args: argparse.Namespace) -> int:
     SIGINT (Ctrl-C) or SIGTERM stops training after the current dispatch, saves a checkpoint and
     prints one line with the `--resume` command; the exit status is 130 (SIGINT) or 143 (SIGTERM).
     """
-    from jdl import config as config_lib
+    from jdl import _processes, launch
 
+    multi = _processes.requested(args.coordinator, args.num_processes)
+    if multi:
+        try:
+            _processes.check_arguments(args.coordinator, args.num_processes, args.process_id)
+        except ValueError as err:
+            return _error(args.command, err)
+        if not launch.is_child():
+            return launch.supervise(args.argv, args.process_id, args.num_processes)
+        launch.watch_parent()
+    from jdl import config as config_lib
+    from jdl.train import distributed
+
+    if multi:
+        try:
+            distributed.initialize(args.coordinator, args.num_processes, args.process_id,
+                                   connect_seconds=args.connect_timeout)
+        except ValueError as err:
+            return _error(args.command, err)
     try:
         config = config_lib.load(args.config, args.set)
     except (ValueError, TypeError) as err:  # ConfigError, or a check that escaped it: the user's config
@@ -51,7 +69,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.print_config:
         import json
 
-        print(json.dumps(config.to_dict(), indent=2))
+        if distributed.is_main():
+            print(json.dumps(config.to_dict(), indent=2))
         return 0
     from jdl import runs as run_lib
     from jdl.train.callbacks.backup_and_restore import TrainingInterrupted
@@ -62,19 +81,48 @@ def _train(args: argparse.Namespace) -> int:
     try:
         summary = run_lib.run(config, out, resume=args.resume, verbose=args.verbose)
     except TrainingInterrupted as stop:
-        print(f"jdl train: {stop.reason}: saved the state after step {stop.steps_done}/{stop.steps_per_epoch} of "
-              f"epoch {stop.epoch + 1} to {stop.directory}/{stop.step}; continue with: {again}", file=sys.stderr)
+        if distributed.is_main():
+            every = " in every process, with its --coordinator/--num-processes/--process-id" if multi else ""
+            print(f"jdl train: {stop.reason}: saved the state after step {stop.steps_done}/{stop.steps_per_epoch} of "
+                  f"epoch {stop.epoch + 1} to {stop.directory}/{stop.step}; continue with: {again}{every}",
+                  file=sys.stderr)
         return run_lib.exit_code(getattr(signal, stop.reason, signal.SIGINT))
     except KeyboardInterrupt:
         print(f"jdl train: interrupted; the last checkpoint is in {out / run_lib.LATEST}; continue with: {again}",
               file=sys.stderr)
         return 130
+    except Exception as err:
+        if multi and _lost_peer(err):
+            _await_lost_verdict(err)
+        raise
+    if not distributed.is_main():
+        return 0
     test = ", ".join(f"{k} {v:.4f}" for k, v in summary["test"].items())
     print(f"{summary['name']}: {summary['epochs_run']} epochs, best epoch {summary['best_epoch']}; test {test}")
     if summary["stop_reason"]:
         print(summary["stop_reason"], file=sys.stderr)
     print(f"wrote {out}/ (report: {out / 'report.html'})")
     return 0
+
+
+def _lost_peer(err: BaseException) -> bool:
+    """True for the runtime error a collective raises when another process of the run is gone."""
+    import jax
+
+    return isinstance(err, jax.errors.JaxRuntimeError)
+
+
+def _await_lost_verdict(err: BaseException) -> None:
+    """Wait for JAX's coordination service to say which process was lost (it ends this process), then exit."""
+    import os
+    import time
+
+    from jdl import launch
+    from jdl.train import distributed
+
+    print(f"{launch.LOST_MARK} {' '.join(str(err).split())[:300]}", file=sys.stderr, flush=True)
+    time.sleep(distributed.HEARTBEAT_SECONDS + 20)
+    os._exit(launch.EXIT_LOST)  # no verdict came: skip JAX's exit barrier, which would wait for the lost process
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -313,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="0 silent, 1 progress bars, 2 a line per epoch")
     train.add_argument("--print-config", action="store_true",
                        help="print the resolved config (file, defaults and --set overrides) as JSON and exit")
+    train.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                       help="multi-process run: the address of process 0, which serves it (default: "
+                       "$JAX_COORDINATOR_ADDRESS, or SLURM's variables)")
+    train.add_argument("--num-processes", type=int, default=None, metavar="N", help="multi-process run: processes in all")
+    train.add_argument("--process-id", type=int, default=None, metavar="I", help="multi-process run: this process, 0..N-1")
+    train.add_argument("--connect-timeout", type=float, default=60.0, metavar="SECONDS",
+                       help="multi-process run: how long to wait for the coordinator and the other processes (default 60)")
     train.set_defaults(run=_train)
     study = commands.add_parser("study", help="run a vanishing/exploding-gradient study and write an HTML + JSON report")
     study.add_argument("name", choices=sorted(STUDY_SIZES), metavar="NAME",
@@ -386,6 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if not hasattr(args, "run"):
         parser.print_help()
         return 2

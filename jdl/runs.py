@@ -23,6 +23,7 @@ from jdl import data as data_lib
 from jdl import models, optim
 from jdl.diagnostics import report as report_lib
 from jdl.data import packed, sources
+from jdl.train import distributed, sharding
 from jdl.train.checkpoint import latest_step
 from jdl.train.streaming import SourceMismatch
 from jdl.train.trainer import Trainer
@@ -69,6 +70,15 @@ class StopRequest:
         self.signal: int | None = None
 
     def is_set(self) -> bool:
+        """Whether to stop; in a multi-process run, whether any process got a signal (all stop at the same dispatch)."""
+        if jax.process_count() > 1:  # decided on the gathered flags alone: a signal during the gather waits for the next
+            from jax.experimental import multihost_utils
+
+            signals = multihost_utils.process_allgather(np.int32(self.signal or 0))
+            if not np.any(signals):
+                return False
+            self.signal = self.signal or int(np.max(signals))
+            return True
         return self.signal is not None
 
     def __str__(self) -> str:
@@ -91,7 +101,7 @@ def stop_on_signals(request: StopRequest):
         return
 
     def handle(signal_number, frame):
-        if request.is_set():
+        if request.signal is not None:  # not is_set(): in a multi-process run that is a collective
             raise KeyboardInterrupt
         request.signal = signal_number
 
@@ -104,10 +114,11 @@ def stop_on_signals(request: StopRequest):
 
 
 def _callbacks(config: config_lib.RunConfig, out: Path, interrupt: StopRequest | None = None) -> list[callbacks_lib.Callback]:
+    """The run's callbacks; in a multi-process run the file-writing loggers only in process 0 (checkpoints in all)."""
     fixed = {"tensorboard": {"log_dir": str(out / "tensorboard")}}
     result = []
     for name, options in config.callbacks.items():
-        if name == "model_checkpoint":
+        if name == "model_checkpoint" or (name == "tensorboard" and not distributed.is_main()):
             continue
         try:
             result.append(callbacks_lib.get(name, **fixed.get(name, {}), **options))
@@ -120,7 +131,8 @@ def _callbacks(config: config_lib.RunConfig, out: Path, interrupt: StopRequest |
     best.setdefault("save_best_only", True)
     best.setdefault("max_to_keep", 1)
     result.append(callbacks_lib.ModelCheckpoint(out / BEST, **best))
-    result.append(callbacks_lib.CSVLogger(out / "metrics.csv", append=True))
+    if distributed.is_main():
+        result.append(callbacks_lib.CSVLogger(out / "metrics.csv", append=True))
     result.append(callbacks_lib.BackupAndRestore(out / LATEST, delete_checkpoint=False, interrupt=interrupt))
     return result
 
@@ -140,7 +152,13 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
     SIGINT or SIGTERM (main thread) stops training after the current dispatch and raises
     `TrainingInterrupted` once the checkpoint is saved; `exit_code` gives the CLI's status.
     `extra_callbacks` join the config's (a sweep's pruning callback).
+
+    In a multi-process run (`jdl.train.distributed.initialize` first) every process runs this with
+    the same config and `out` on a shared file system: all train, evaluate and save checkpoints
+    together (Orbax); only process 0 prints and writes config.json, metrics.csv, summary.json and the report.
     """
+    main = distributed.is_main()
+    verbose = verbose if main else 0
     out = Path(out) if out is not None else Path("runs") / config.name
     has_checkpoint = latest_step(out / LATEST) is not None
     if has_checkpoint and not resume:
@@ -155,6 +173,11 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
                 "resume with the same config and overrides"
             )
     trainer, dataset = build(config)
+    try:
+        if config.train.batch_size is not None:
+            sharding.check_batch_size(config.train.batch_size, trainer.mesh, "train.batch_size")
+    except ValueError as err:  # before any compile, in every process of a multi-process run
+        raise config_lib.ConfigError(str(err)) from None
     x_train, x_test = dataset.x_train, dataset.x_test
     source = None if config.data.packed is None else packed.open_packed(config.data.packed)
     if source is not None and source.shapes["x"][1:] != tuple(np.shape(x_test)[1:]):
@@ -165,9 +188,11 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
         scaler = data_lib.Standardizer.fit(x_train)
         x_train, x_test = scaler(x_train), scaler(x_test)
     out.mkdir(parents=True, exist_ok=True)
-    _io.write_json(out / "config.json", config.to_dict())
-    _io.write_json(out / "environment.json", environment(config))
+    if main:
+        _io.write_json(out / "config.json", config.to_dict())
+        _io.write_json(out / "environment.json", environment(config))
 
+    distributed.barrier("jdl-run-start")  # every process has its data: their first collectives start close together
     started = time.perf_counter()
     with stop_on_signals(StopRequest()) as request:
         callbacks = _callbacks(config, out, request) + list(extra_callbacks)
@@ -207,11 +232,15 @@ def run(config: config_lib.RunConfig, out: str | os.PathLike | None = None, *, r
         "train_seconds_this_session": seconds,
         "machine": {"platform": platform.platform(), "backend": jax.default_backend(), "devices": jax.device_count()},
     }
-    _io.write_json(out / "summary.json", summary)
     monitors = [c for c in callbacks if isinstance(c, callbacks_lib.GradientMonitor)]
-    _io.write_json(out / "model.json", report_lib.model_table(state.params, monitors[0].layers if monitors else None))
-    if monitors:
-        _io.write_json(out / "monitor.json", monitors[0].to_dict())
-    report_lib.training_report(out, trainer=trainer, state=state,
-                               data=dataset._replace(x_train=x_train, x_test=x_test)).save(out)
+    if main:
+        _io.write_json(out / "summary.json", summary)
+        _io.write_json(out / "model.json", report_lib.model_table(state.params, monitors[0].layers if monitors else None))
+        if monitors:
+            _io.write_json(out / "monitor.json", monitors[0].to_dict())
+        # A host copy of the (replicated) state: the report's predictions then run on process 0's own device.
+        shown = jax.device_get(state) if jax.process_count() > 1 else state
+        report_lib.training_report(out, trainer=trainer, state=shown,
+                                   data=dataset._replace(x_train=x_train, x_test=x_test)).save(out)
+    distributed.barrier("jdl-run-end")
     return summary

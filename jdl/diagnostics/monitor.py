@@ -22,6 +22,7 @@ from jdl.diagnostics.probe import Settings, gated, shared_value_and_grad, statis
 from jdl.diagnostics import stats
 from jdl.diagnostics.per_example.cache import LRUCache
 from jdl.diagnostics.recorder import MonitorLog
+from jdl.train import distributed
 from jdl.train.callbacks.base import Callback
 from jdl.train.hooks import StepContext
 from jdl.train.objective import batch_size
@@ -194,7 +195,7 @@ class GradientMonitor(Callback):
 
     def _flush(self, epoch: int) -> None:
         """Add the records of the dispatches since the last flush, tagged with `epoch`."""
-        pending, self._pending = jax.device_get(self._pending), []
+        pending, self._pending = distributed.to_host(self._pending), []
         for chunk in pending:
             self.log.add_chunk(epoch, chunk, self._order)
 

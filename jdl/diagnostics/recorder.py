@@ -33,6 +33,7 @@ import numpy as np
 
 from jdl import _checks, _io
 from jdl._tree import layer_name, layer_names, natural_key, ordered
+from jdl.train import distributed
 
 HISTOGRAM_EDGES = 10.0 ** np.linspace(-10, 6, 16 * 8 + 1)
 POOL = 20  # candidates kept per top_k place, so counts survive examples moving in and out of the top
@@ -233,7 +234,7 @@ class Recorder:
 
     def end_epoch(self, **logs: Any) -> None:
         """Fetch the epoch's stats once, add them to the records, and log this epoch's curves (loss=..., val_loss=...)."""
-        pending, self._pending = jax.device_get(self._pending), []
+        pending, self._pending = distributed.to_host(self._pending), []
         layers = getattr(self.probed, "layer_names", None)
         for row in pending:
             if bool(np.asarray(row["on"])):

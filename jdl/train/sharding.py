@@ -3,8 +3,9 @@
 Batches are sharded along their first axis over `data`, and so is the on-device training set
 (`shard_rows`: each device holds 1/devices of its rows); parameters and optimizer state are
 replicated. With one device there is no mesh and nothing changes. Multi-host: call
-`jax.distributed.initialize()` in every process before `fit`; each process must hold the same
-data set (each device's rows are taken from its own process's copy).
+`jdl.train.distributed.initialize()` in every process before `fit`; each process places only the
+rows its own devices hold (`jax.make_array_from_process_local_data`), and validation and
+evaluation data are split over the devices like the training set.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jdl.train import distributed
 
 AXIS = "data"
 
@@ -69,6 +72,8 @@ def shard_rows(tree: Any, mesh: Mesh | None) -> Any:
         return jax.device_put(tree)
     count = device_count(mesh)
     rows_split = NamedSharding(mesh, PartitionSpec(AXIS))
+    if jax.process_count() > 1:
+        return jax.tree_util.tree_map(lambda leaf: _process_rows(np.asarray(leaf), mesh, rows_split), tree)
 
     def place(leaf: Any) -> Any:
         host = np.asarray(leaf)
@@ -85,3 +90,14 @@ def shard_rows(tree: Any, mesh: Mesh | None) -> Any:
         return jax.make_array_from_callback(shape, rows_split, rows)
 
     return jax.tree_util.tree_map(place, tree)
+
+
+def _process_rows(host: np.ndarray, mesh: Mesh, rows_split: NamedSharding) -> jax.Array:
+    """`host` (n, ...) as a global array split over `data`, from this process's rows only (zero rows pad the end)."""
+    n, count = host.shape[0], device_count(mesh)
+    rows = -(-n // count) * count
+    mine = distributed.process_rows(rows, mesh)
+    part = host[mine.start:min(mine.stop, n)]
+    if part.shape[0] < mine.stop - mine.start:
+        part = np.concatenate([part, np.zeros((mine.stop - mine.start - part.shape[0],) + host.shape[1:], host.dtype)])
+    return jax.make_array_from_process_local_data(rows_split, part, (rows,) + host.shape[1:])

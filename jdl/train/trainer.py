@@ -18,7 +18,7 @@ from jdl import regularizers
 from jdl.data.batching import MAX_STEPS_PER_EXECUTION, BatchPlan
 from jdl.nn import activations
 from jdl.nn.mode import mode_kwargs
-from jdl.train import compiled, inputs, sharding, streaming
+from jdl.train import compiled, distributed, inputs, sharding, streaming
 from jdl.train import precision as precision_lib
 from jdl.train.callbacks.base import Callback, CallbackList, FitContext
 from jdl.train.callbacks.progress import ProgressBar
@@ -290,7 +290,7 @@ class Trainer:
         """state -> validation logs on the device, with the padded data placed once."""
         batches, batch = self._layout(data.size, None)
         padded = data.padded(batches * batch)
-        device = sharding.replicate((padded.x, padded.y, padded.w), self.mesh)
+        device = sharding.shard_rows((padded.x, padded.y, padded.w), self.mesh)
         run = compiled.evaluate(self.objective, self.mesh, batches)
         count = np.float32(data.size)
         return lambda state: run(state, device, count, self.values)
@@ -310,7 +310,7 @@ class Trainer:
         self._warn_multi_hot(data)
         batches, batch = self._layout(data.size, batch_size)
         padded = data.padded(batches * batch)
-        device = sharding.replicate((padded.x, padded.y, padded.w), self.mesh)
+        device = sharding.shard_rows((padded.x, padded.y, padded.w), self.mesh)
         logs = compiled.evaluate(self.objective, self.mesh, batches)(state, device, np.float32(data.size), self.values)
         return {k: float(v) for k, v in jax.device_get(logs).items()}
 
@@ -323,8 +323,8 @@ class Trainer:
         batches, batch = self._layout(n, batch_size)
         index = np.minimum(np.arange(batches * batch), n - 1)
         padded = jax.tree_util.tree_map(lambda a: a[index], x)
-        outputs = compiled.predict(self.objective, self.mesh, batches)(state, sharding.replicate(padded, self.mesh))
-        return jax.tree_util.tree_map(lambda a: np.asarray(a)[:n], jax.device_get(outputs))
+        outputs = compiled.predict(self.objective, self.mesh, batches)(state, sharding.shard_rows(padded, self.mesh))
+        return jax.tree_util.tree_map(lambda a: np.asarray(a)[:n], distributed.to_host(outputs))
 
 
 # -- configuration ----------------------------------------------------------------------------------

@@ -74,7 +74,9 @@ def test_eight_devices_match_one_device_and_shard_the_batch():
     assert one["shardings"] and all(shape == [16, 5] for shape in one["shardings"])
     assert "batch_size must be divisible by the number of devices (8) for data parallelism, got 12" in eight["divisible_error"]
     assert one["divisible_error"] is None
-    # The on-device training set (80 rows of 5 float32) is split over the devices, not copied to each.
-    assert one["data_shards"][-1] == {"global": [80, 5], "per_device": [80], "devices": 1, "bytes": 80 * 5 * 4}
+    # The on-device training set (80 rows of 5 float32) is split over the devices, not copied to each,
+    # and so is the validation set (20 rows, padded to the evaluation layout's 32).
+    assert one["data_shards"][-2] == {"global": [80, 5], "per_device": [80], "devices": 1, "bytes": 80 * 5 * 4}
     assert one["padded"] == list(range(13)) and eight["padded"] == list(range(13)) + [0, 0, 0]
-    assert eight["data_shards"][-1] == {"global": [80, 5], "per_device": [10], "devices": 8, "bytes": 10 * 5 * 4}
+    assert eight["data_shards"][-2] == {"global": [80, 5], "per_device": [10], "devices": 8, "bytes": 10 * 5 * 4}
+    assert eight["data_shards"][-1] == {"global": [32, 5], "per_device": [4], "devices": 8, "bytes": 4 * 5 * 4}

@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 from jdl import _checks
+from jdl.train import distributed
 from jdl.train.callbacks.base import Callback, PartialEpoch
 from jdl.train.checkpoint import Saver, restore_readable, steps
 
@@ -107,7 +108,7 @@ class BackupAndRestore(Callback):
         if self.interrupt is None or not self.interrupt.is_set():
             return None
         epoch = self._epoch
-        chunks = [{k: np.asarray(v) for k, v in c.items()} for c in jax.device_get(self._partial)]
+        chunks = [{k: np.asarray(v) for k, v in c.items()} for c in distributed.to_host(self._partial)]
         if any(np.any(c["nonfinite"]) for c in chunks):
             return None  # the loop re-runs this epoch guarded and stops training; its end is checkpointed
         partial = {"steps": self._done, "logs": [{k: v.tolist() for k, v in c.items()} for c in chunks],
