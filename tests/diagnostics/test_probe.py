@@ -14,6 +14,7 @@ from jdl import cli
 from jdl.diagnostics import Recorder, per_example_grad_norms, probe, stats
 from jdl.diagnostics.monitor import GradientMonitor
 from jdl.diagnostics.probe import mixes_examples
+from tests.diagnostics.per_example.cases import init_params
 
 
 class Attention(nn.Module):
@@ -42,7 +43,7 @@ class Tiny(nn.Module):
 
 
 def _case(model, x, y):
-    params = model.init(jax.random.PRNGKey(0), x[:1])["params"]
+    params = init_params(model, 0, x[:1])
 
     def loss_fn(p, xb, yb):
         return optax.softmax_cross_entropy_with_integer_labels(model.apply({"params": p}, xb), yb)
@@ -161,7 +162,8 @@ def test_dropout_key_batch_statistics_through_has_aux_and_an_inference_example_l
     rng = np.random.RandomState(2)
     x, y = rng.randn(8, 4).astype(np.float32), rng.randint(0, 3, 8)
     model = NormDrop()
-    variables = model.init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}, x, train=False)
+    variables = jax.jit(model.init, static_argnames="train")(
+        {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}, x, train=False)
     params, batch_stats = variables["params"], variables["batch_stats"]
     key = jax.random.PRNGKey(3)
 
@@ -177,7 +179,7 @@ def test_dropout_key_batch_statistics_through_has_aux_and_an_inference_example_l
     probed = probe(train_loss, has_aux=True, example_loss_fn=eval_loss)
     (loss, new_stats), grads, st = jax.jit(lambda p, bs: probed(p, (x, y), 0, key, bs))(params, batch_stats)
     assert mixes_examples(lambda: train_loss(params, x, y, key, batch_stats))
-    reference = jax.grad(lambda p: train_loss(p, x, y, key, batch_stats)[0].mean())(params)
+    reference = jax.jit(jax.grad(lambda p: train_loss(p, x, y, key, batch_stats)[0].mean()))(params)
     for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(reference)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     assert not np.allclose(new_stats["BatchNorm_0"]["mean"], batch_stats["BatchNorm_0"]["mean"])

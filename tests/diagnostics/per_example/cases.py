@@ -77,13 +77,20 @@ def case(name):
     return SequenceClassifier(cell=cell, units=6, outputs=3), rng.randn(6, 7, 3), y
 
 
+def init_params(model, seed, x, dtype=None):
+    """model's initial params for inputs like x, from one compiled init (not op by op), optionally cast on the host."""
+    params = jax.jit(model.init)(jax.random.PRNGKey(seed), jnp.asarray(x))["params"]
+    if dtype is None:
+        return params
+    return jax.tree_util.tree_map(lambda p: jnp.asarray(np.asarray(p, dtype)), params)
+
+
 @functools.lru_cache(maxsize=None)
 def float64_setup(name):
     """(model, float64 params, x, y, loss_fn) of a case, under x64; one loss_fn per case, so tests share compiled code."""
     assert jax.config.jax_enable_x64, "float64_setup needs the x64 fixture"
     model, x, y = case(name)
-    params = model.init(jax.random.PRNGKey(1), jnp.asarray(x[:1]))["params"]
-    params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, jnp.float64), params)
+    params = init_params(model, 1, x[:1], np.float64)
     return model, params, jnp.asarray(x), jnp.asarray(y), cross_entropy(model)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jdl.diagnostics import fast_path_coverage, per_example_grad_norms, per_example_grads
-from tests.diagnostics.per_example.cases import case, check_against_the_loop, cross_entropy, float64_setup
+from tests.diagnostics.per_example.cases import case, check_against_the_loop, cross_entropy, float64_setup, init_params
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "cnn_gray", "jdl_cnn", "embedding"])
@@ -32,7 +32,7 @@ def test_the_fast_path_covers_dense_conv_embedding_and_layer_norm_and_leaves_the
 
 def test_chunked_per_example_gradients_equal_the_unchunked_ones():
     model, x, y = case("mlp")
-    params = model.init(jax.random.PRNGKey(0), x[:1])["params"]
+    params = init_params(model, 0, x[:1])
     loss_fn = cross_entropy(model)
     whole = per_example_grads(loss_fn, params, (x, y))
     chunked = per_example_grads(loss_fn, params, (x, y), chunk_size=3)
@@ -44,7 +44,7 @@ def test_chunked_per_example_gradients_equal_the_unchunked_ones():
 
 def test_bad_arguments_are_named():
     model, x, y = case("mlp")
-    params = model.init(jax.random.PRNGKey(0), x[:1])["params"]
+    params = init_params(model, 0, x[:1])
     loss_fn = cross_entropy(model)
     with pytest.raises(TypeError, match="loss_fn"):
         per_example_grads("ce", params, (x, y))
@@ -78,7 +78,7 @@ def test_a_subclass_of_recurrent_is_not_mistaken_for_the_plain_layer(x64):
     model = Model()
     rng = np.random.RandomState(0)
     x, y = jnp.asarray(rng.randn(5, 6, 3)), jnp.asarray(rng.randint(0, 3, 5))
-    params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, jnp.float64), model.init(jax.random.PRNGKey(0), x[:1])["params"])
+    params = init_params(model, 0, x[:1], np.float64)
     loss_fn = cross_entropy(model)
     np.testing.assert_allclose(per_example_grad_norms(loss_fn, params, (x, y), method="fast"),
                                per_example_grad_norms(loss_fn, params, (x, y), method="vmap"), rtol=1e-10)

@@ -9,7 +9,7 @@ import pytest
 from jdl.diagnostics import per_example_grad_norms
 from jdl.diagnostics.per_example import rules
 from jdl.diagnostics.per_example.rules import conv, forms
-from tests.diagnostics.per_example.cases import cross_entropy
+from tests.diagnostics.per_example.cases import cross_entropy, init_params
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -52,7 +52,7 @@ def test_a_conv_shared_by_a_large_and_a_small_input_gets_exact_norms(x64):
     rng = np.random.RandomState(0)
     x, y = jnp.asarray(rng.randn(4, 8, 8, 2)), jnp.asarray(rng.randint(0, 3, 4))
     model = SharedConv()
-    params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, jnp.float64), model.init(jax.random.PRNGKey(0), x[:1])["params"])
+    params = init_params(model, 0, x[:1], np.float64)
     loss_fn = cross_entropy(model)
     np.testing.assert_allclose(per_example_grad_norms(loss_fn, params, (x, y), method="fast"),
                                per_example_grad_norms(loss_fn, params, (x, y), method="vmap"), rtol=1e-10)

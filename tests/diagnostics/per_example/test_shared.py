@@ -8,7 +8,7 @@ import pytest
 
 from jdl.diagnostics import per_example_grad_norms
 from jdl.diagnostics.per_example import core
-from tests.diagnostics.per_example.cases import cross_entropy, float64_setup, weighted_cost
+from tests.diagnostics.per_example.cases import cross_entropy, float64_setup, weighted_cost, init_params
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "jdl_cnn", "embedding"])
@@ -51,7 +51,7 @@ def test_no_shared_pass_when_a_parameter_needs_vmap_or_a_layer_does_not_see_one_
     if name == "positions":
         rng = np.random.RandomState(0)
         model, x, y = _PositionsByEmbed(), jnp.asarray(rng.randint(0, 9, (6, 6))), jnp.asarray(rng.randint(0, 3, 6))
-        params = model.init(jax.random.PRNGKey(0), x[:1])["params"]
+        params = init_params(model, 0, x[:1])
         loss_fn = cross_entropy(model)
     else:
         model, params, x, y, loss_fn = float64_setup(name)
