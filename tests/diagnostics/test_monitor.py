@@ -31,19 +31,19 @@ def test_records_every_k_steps_with_the_gradient_of_that_step(monitored_fit):
     def loss_fn(p, xi, yi):
         return -jax.nn.log_softmax(model.apply({"params": p}, xi[None])[0])[yi]
 
-    grads = jax.grad(lambda p: jnp.mean(jax.vmap(loss_fn, (None, 0, 0))(p, x, y)))(params)
+    grads = jax.jit(jax.grad(lambda p: jnp.mean(jax.vmap(loss_fn, (None, 0, 0))(p, x, y))))(params)
     record = monitor.records[0]
-    for layer, value in stats.layer_norms(grads).items():
+    for layer, value in jax.jit(stats.layer_norms)(grads).items():
         assert record["grad_norm"][layer] == pytest.approx(float(value), rel=1e-5)
     want = np.asarray(per_example_grad_norms(loss_fn, params, (x, y), method="vmap"))
     np.testing.assert_allclose(record["example_norm"], want[record["example_index"]], rtol=1e-5)
     assert [t["index"] for t in monitor.top_examples] == list(np.argsort(-want)[:3])
     g = per_example_grads(loss_fn, params, (x, y))
-    total = jax.tree_util.tree_map(lambda a: a.sum(0), g)
-    squares = jax.tree_util.tree_map(lambda a: (a**2).sum(0), g)
-    for layer, value in stats.gsnr(total, squares, len(x)).items():
+    total, squares = jax.jit(lambda g: (jax.tree_util.tree_map(lambda a: a.sum(0), g),
+                                        jax.tree_util.tree_map(lambda a: (a**2).sum(0), g)))(g)
+    for layer, value in jax.jit(stats.gsnr, static_argnums=2)(total, squares, len(x)).items():
         assert record["gsnr"][layer] == pytest.approx(float(value), rel=1e-4)
-    expected_scale = float(stats.noise_scale(total, squares, len(x)))
+    expected_scale = float(jax.jit(stats.noise_scale, static_argnums=2)(total, squares, len(x)))
     assert np.isfinite(expected_scale) and record["noise_scale"] == pytest.approx(expected_scale, rel=1e-4)
     assert set(record["activations"]) == {"Dense_0"} and 0 <= record["activations"]["Dense_0"]["saturated"] <= 1
 
