@@ -65,13 +65,13 @@ def test_linear_model_closed_forms():
 
 def test_gradient_is_jax_grad_of_the_class_logit():
     model = TinyCNN("tanh")
-    params = model.init(jax.random.key(3), jnp.zeros((1, 8, 8, 1)))
-    x = jax.random.uniform(jax.random.key(4), (3, 8, 8, 1))
+    params = jax.jit(model.init)(jax.random.key(3), jnp.zeros((1, 8, 8, 1)))
+    x = np.asarray(jax.random.uniform(jax.random.key(4), (3, 8, 8, 1)))
     fn = lambda xb: model.apply(params, xb)  # noqa: E731
     got = saliency.gradient(fn, x, target=7)
-    reference = jax.grad(lambda xb: jnp.sum(model.apply(params, xb)[:, 7]))(x)  # examples are independent
+    reference = jax.jit(jax.grad(lambda xb: jnp.sum(model.apply(params, xb)[:, 7])))(x)  # examples are independent
     np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-7)
-    one = jax.grad(lambda xi: model.apply(params, xi[None])[0, 7])(x[1])
+    one = jax.jit(jax.grad(lambda xi: model.apply(params, xi[None])[0, 7]))(x[1])
     np.testing.assert_allclose(got[1], one, rtol=1e-5, atol=1e-7)
 
 
