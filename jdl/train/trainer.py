@@ -150,6 +150,7 @@ class Trainer:
         seed: int = 0,
         state: TrainState | None = None,
         augment: Callable[[jax.Array, Any], Any] | None = None,
+        population: Any = None,
     ) -> tuple[TrainState, History]:
         """Train for `epochs` and return (state, History). Keras semantics, explicit state.
 
@@ -162,7 +163,21 @@ class Trainer:
         in a permutation drawn from (seed, e), so a fit resumed at epoch e continues exactly.
         `augment(key, x)` is applied to each training batch on the device. The given `state` is
         never modified or donated.
+
+        population: P, a `jdl.train.Population` or a list of dicts of member settings trains P members
+        of this model in one compiled step, vmapped over a member axis, and returns ([P states],
+        [P Histories]); members differ in seed, learning rate, momentum, weight decay, clip norms,
+        L2 λ and loss weights (see `jdl.train.population`). callbacks is then one list per member
+        (or one list copied for each member, without file-writing callbacks).
         """
+        if population is not None:
+            from jdl.train import population_fit
+
+            return population_fit.fit(
+                self, x, y, population, epochs=epochs, batch_size=batch_size, validation_split=validation_split,
+                validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
+                sample_weight=sample_weight, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
+                seed=seed, state=state, augment=augment)
         _check_fit_arguments(epochs, initial_epoch, validation_split, seed, verbose, shuffle, augment, callbacks, state)
         callbacks = list(callbacks)
         if class_weight is not None:
