@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import jdl
-from jdl.train.population import Population
+from jdl.train.population import Population, as_population
 
 LEARNING_RATES = [1e-3, 3e-3, 1e-2, 3e-2]
 SEEDS = [0, 1, 2, 3]
@@ -113,3 +113,68 @@ def test_float32_digits_mlp_members_equal_separate_fits_after_one_epoch():
         state, history = trainer(member["learning_rate"]).fit(x, y, seed=member["seed"], **options)
         assert history_difference(histories[k], history) < 1e-4, k
         assert max_difference(states[k], state) < 1e-4, k
+
+
+def test_members_differ_in_momentum_weight_decay_l2_and_loss_weights():
+    """Settings some members leave off (momentum 0, no weight decay, no L2) equal fits built without them."""
+    members = [{"momentum": 0.9, "l2": 0.5}, {"weight_decay": 0.05, "loss_weights": 2.0, "seed": 1}]
+    with jax.enable_x64(True):
+        x, y = digits(120)
+        x = x.astype(np.float64)
+        options = dict(epochs=2, batch_size=30, verbose=0)
+        trainer = jdl.Trainer(MLP64(hidden=8), loss="sparse_categorical_crossentropy", optimizer=jdl.optim.sgd(0.1))
+        states, histories = trainer.fit(x, y, population=members, seed=2, **options)
+        for k, m in enumerate(members):
+            optimizer = jdl.optim.sgd(0.1, momentum=m.get("momentum", 0.0), weight_decay=m.get("weight_decay"),
+                                      l2=m.get("l2"))
+            alone = jdl.Trainer(MLP64(hidden=8), loss="sparse_categorical_crossentropy", optimizer=optimizer,
+                                loss_weights=m.get("loss_weights"))
+            state, history = alone.fit(x, y, seed=m.get("seed", 2), **options)
+            assert history_difference(histories[k], history) < 1e-9, k
+            assert max_difference(states[k], state) < 1e-9, k
+
+
+def test_population_of_p_takes_consecutive_seeds():
+    assert [m["seed"] for m in as_population(3, 7)] == [7, 8, 9]
+    assert len(as_population([{"seed": 1}, {}], 0)) == 2
+
+
+@pytest.mark.parametrize("population, match", [
+    (Population.grid, None),
+    ({"hidden": [8, 16]}, "'hidden' cannot be vmapped.*grid"),
+    ({"dropout": [0.1, 0.2]}, "dropout.*TracerBoolConversionError.*grid"),
+    ({"learning_rate": [1e-3, 1e-2], "seed": [0, 1, 2]}, "same number of members"),
+    ({"seed": [-1, 2]}, "population member 0 seed must be >= 0"),
+    ({"momentum": [0.5, 1.5]}, "population member 1 momentum must be in \\[0, 1\\)"),
+    ({"learning_rate": [1e-3, "fast"]}, "population member 1 learning_rate must be a real number"),
+])
+def test_bad_member_settings_name_the_setting(population, match):
+    if match is None:
+        with pytest.raises(ValueError, match="Population.grid\\(seed=...\\) needs a non-empty list"):
+            Population.grid(seed=[])
+        return
+    with pytest.raises((ValueError, TypeError), match=match):
+        Population(**population)
+
+
+def test_bad_population_fits_are_refused_before_tracing():
+    x, y = digits(40)
+    adam = jdl.Trainer(jdl.models.MLP(hidden=(4,), outputs=10), loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="'momentum': optimizer 'adam' has no momentum"):
+        adam.fit(x, y, population=Population(momentum=[0.0, 0.9]), verbose=0)
+    with pytest.raises(ValueError, match="population must be > 0"):
+        adam.fit(x, y, population=0, verbose=0)
+    with pytest.raises(TypeError, match="population must be a number of members"):
+        adam.fit(x, y, population="four", verbose=0)
+    with pytest.raises(ValueError, match="population\\[1\\] setting 'units' cannot be vmapped"):
+        adam.fit(x, y, population=[{"seed": 0}, {"units": 3}], verbose=0)
+    with pytest.raises(ValueError, match="state must be None for a population fit"):
+        adam.fit(x, y, population=2, state=adam.init(x), verbose=0)
+    with pytest.raises(ValueError, match="ModelCheckpoint writes files.*one per member"):
+        adam.fit(x, y, population=2, callbacks=[jdl.callbacks.ModelCheckpoint("/tmp/never")], verbose=0)
+    with pytest.raises(ValueError, match="one list per member \\(2\\), got 3"):
+        adam.fit(x, y, population=2, callbacks=[[], [], []], verbose=0)
+    scheduled = jdl.Trainer(jdl.models.MLP(hidden=(4,), outputs=10), loss="sparse_categorical_crossentropy",
+                            optimizer=jdl.optim.adam(jdl.optim.step_decay(1e-3, 0.5, 2)))
+    with pytest.raises(ValueError, match="'learning_rate': the Trainer's learning rate is a schedule"):
+        scheduled.fit(x, y, population=Population(learning_rate=[1e-3, 1e-2]), verbose=0)
