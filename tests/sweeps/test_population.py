@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -73,3 +74,12 @@ def test_a_population_sweep_writes_trials_reproducible_alone(write_sweep, tmp_pa
         assert ours["example_index"] == theirs["example_index"]
         np.testing.assert_allclose(ours["example_norm"], theirs["example_norm"], rtol=1e-4)
         np.testing.assert_allclose(ours["grad_norm"]["Dense_0"], theirs["grad_norm"]["Dense_0"], rtol=1e-4)
+
+
+def test_the_digits_sweep_example_trains_two_populations_of_six():
+    sweep = spec.load(Path(__file__).resolve().parents[2] / "examples" / "configs" / "digits_sweep.toml")
+    points = sweep.points()
+    groups = population.batches(sweep, list(range(len(points))), points)
+    assert sweep.members == ("train.learning_rate", "seed")
+    assert [len(g) for g in groups] == [6, 6]
+    assert [{points[k]["model.kernel_init"] for k in g} for g in groups] == [{"he_normal"}, {"glorot_uniform"}]
