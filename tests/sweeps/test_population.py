@@ -8,7 +8,8 @@ import numpy as np
 
 from jdl import config as config_lib
 from jdl import runs
-from jdl.sweeps import population, spec
+from jdl.sweeps import population, spec, store
+from jdl.train.checkpoint import latest_step
 
 
 def _columns(run_dir):
@@ -56,6 +57,7 @@ def test_a_population_sweep_writes_trials_reproducible_alone(write_sweep, tmp_pa
     assert [t["state"] for t in body["trials"]] == ["complete"] * 4
     records = [json.loads((out / t["run_dir"] / "trial.json").read_text()) for t in body["trials"]]
     assert all(r["population"] == [0, 1, 2, 3] for r in records)
+    assert all(latest_step(out / t["run_dir"] / "checkpoints" / "best") is not None for t in body["trials"])
     trial = body["trials"][3]
     run_dir = out / trial["run_dir"]
     assert trial["value"] == min(_columns(run_dir)["val_loss"])
@@ -83,3 +85,23 @@ def test_the_digits_sweep_example_trains_two_populations_of_six():
     assert sweep.members == ("train.learning_rate", "seed")
     assert [len(g) for g in groups] == [6, 6]
     assert [{points[k]["model.kernel_init"] for k in g} for g in groups] == [{"he_normal"}, {"glorot_uniform"}]
+
+
+def test_interrupted_trials_continue_alone_and_the_others_as_populations(write_sweep, tmp_path, monkeypatch):
+    sweep = spec.load(write_sweep("""
+        objective = "val_loss, minimize"
+        population = 4
+        [space]
+        "train.learning_rate" = [0.1, 0.02]
+        seed = [0, 1, 2]
+    """))
+    out = tmp_path / "out"
+    (out / "trial-0").mkdir(parents=True)
+    store.write_trial(out, {"number": 0, "state": "complete"})
+    monkeypatch.setattr(population, "latest_step", lambda path: 1 if path.parent.parent.name == "trial-3" else None)
+    ran = []
+    monkeypatch.setattr(population.runner, "run_trial", lambda s, o, k, p: ran.append([k]) or {"number": k})
+    monkeypatch.setattr(population, "run_population", lambda s, o, ks, p: ran.append(ks) or [{"number": k} for k in ks])
+    assert population.run_batches(sweep, out, sweep.points(), lambda record: None) == 5
+    assert ran == [[3], [1, 2, 4, 5]]  # trial 3 holds a checkpoint; trial 0 is finished
+    assert not list(out.glob("trial-*/.claim"))  # every claim released

@@ -178,3 +178,41 @@ def test_bad_population_fits_are_refused_before_tracing():
                             optimizer=jdl.optim.adam(jdl.optim.step_decay(1e-3, 0.5, 2)))
     with pytest.raises(ValueError, match="'learning_rate': the Trainer's learning rate is a schedule"):
         scheduled.fit(x, y, population=Population(learning_rate=[1e-3, 1e-2]), verbose=0)
+
+
+class StopAfter:
+    """An interrupt that is set from its `calls`-th poll on (BackupAndRestore polls after every dispatch)."""
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def is_set(self):
+        self.calls -= 1
+        return self.calls < 0
+
+    def __str__(self):
+        return "test interrupt"
+
+
+@pytest.mark.slow
+def test_an_interrupted_population_saves_every_member_and_resumes_exactly(tmp_path):
+    x, y = digits(96)
+
+    def fit(callbacks):
+        trainer = jdl.Trainer(jdl.models.MLP(hidden=(8,), outputs=10), loss="sparse_categorical_crossentropy",
+                              steps_per_execution=2)
+        return trainer.fit(x, y, population=Population(learning_rate=[1e-2, 3e-2], seed=[0, 1]), epochs=2,
+                           batch_size=24, verbose=0, callbacks=callbacks)
+
+    def backups(polls=None):  # each member its own interrupt, set from the same dispatch on (as by one signal)
+        return [[jdl.callbacks.BackupAndRestore(tmp_path / f"member-{k}", interrupt=polls and StopAfter(polls))]
+                for k in range(2)]
+
+    straight, straight_histories = fit([[], []])
+    with pytest.raises(jdl.callbacks.TrainingInterrupted, match="saved epoch 2 at step 2/4"):
+        fit(backups(2))  # set at the first dispatch of epoch 2
+    assert all((tmp_path / f"member-{k}").is_dir() for k in range(2))
+    resumed, histories = fit(backups())
+    for k in range(2):
+        assert max_difference(resumed[k], straight[k]) == 0
+        assert histories[k].history == straight_histories[k].history
