@@ -19,7 +19,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jdl import _checks
+from jdl import _checks, optim
 from jdl import losses as losses_lib
 from jdl.data.batching import MAX_STEPS_PER_EXECUTION, BatchPlan
 from jdl.optim.penalty import kernels
@@ -320,8 +320,6 @@ class PopulationLoop:
 
     def read(self, state: TrainState, mask: Any, chunk_logs: list[dict], weighting: Any) -> dict:
         """Every member's epoch means (and validation), active flags and learning rates, on the host."""
-        from jdl import optim
-
         means = pstep.epoch_means(weighting)(chunk_logs)
         if self.validate is not None:
             means.update({f"val_{k}": v for k, v in self.validate(state).items()})
