@@ -80,9 +80,8 @@ class PruneCallback(Callback):
         return None
 
 
-def run_trial(sweep: spec_lib.Sweep, out: Path, number: int, params: dict[str, Any], *, trial: Any = None,
-              verbose: int = 0) -> dict[str, Any]:
-    """Run (or continue) trial `number` in out/trial-K/ and write its record; the caller holds its claim."""
+def open_record(sweep: spec_lib.Sweep, out: Path, number: int, params: dict[str, Any]) -> dict[str, Any]:
+    """Trial `number`'s record, written as "running" (its command reproduces it alone with `jdl train`)."""
     run_dir = store.trial_dir(out, number)
     overrides = sweep.trial_overrides(params, sweep.base_config().name)
     record = store.read_trial(out, number) or {}
@@ -90,6 +89,40 @@ def run_trial(sweep: spec_lib.Sweep, out: Path, number: int, params: dict[str, A
                    "run_dir": os.path.relpath(run_dir, out), "command": _command(sweep, overrides, run_dir),
                    "pid": os.getpid(), "error": None})
     store.write_trial(out, record)
+    return record
+
+
+def fail_record(out: Path, record: dict[str, Any], err: BaseException, seconds: float) -> dict[str, Any]:
+    record.update(state="failed", error=" ".join(str(err).split()), seconds=seconds)
+    store.write_trial(out, record)
+    return record
+
+
+def close_record(sweep: spec_lib.Sweep, out: Path, record: dict[str, Any], summary: dict[str, Any], seconds: float,
+                 pruned: bool = False) -> dict[str, Any]:
+    """The finished trial's record: its objective (best epoch's value from metrics.csv), epochs and time."""
+    number = record["number"]
+    epochs, values = store.read_curve(store.trial_dir(out, number), sweep.objective.metric)
+    if not values and sweep.objective.metric not in summary.get("last_epoch_logs", {}):
+        raise ConfigError(f"objective: {sweep.objective.metric!r} was not logged by trial {number} "
+                          f"(its logs: {', '.join(summary.get('last_epoch_logs', {}))})")
+    value = sweep.objective.best(values)
+    record.update(value=value, best_epoch=epochs[values.index(value)] if value is not None else None,
+                  epochs_run=summary.get("epochs_run"), seconds=record.get("seconds", 0.0) + seconds,
+                  state="pruned" if pruned else ("complete" if value is not None else "failed"),
+                  error=None if value is not None else f"{sweep.objective.metric} was never finite (the run diverged)")
+    store.write_trial(out, record)
+    return record
+
+
+TRIAL_ERRORS = (ConfigError, ValueError, TypeError, FloatingPointError, FileExistsError)
+
+
+def run_trial(sweep: spec_lib.Sweep, out: Path, number: int, params: dict[str, Any], *, trial: Any = None,
+              verbose: int = 0) -> dict[str, Any]:
+    """Run (or continue) trial `number` in out/trial-K/ and write its record; the caller holds its claim."""
+    run_dir = store.trial_dir(out, number)
+    record = open_record(sweep, out, number, params)
     started = time.perf_counter()
     prune = PruneCallback(trial, sweep.objective.metric) if trial is not None else None
     try:
@@ -97,28 +130,20 @@ def run_trial(sweep: spec_lib.Sweep, out: Path, number: int, params: dict[str, A
         resume = latest_step(run_dir / runs_lib.LATEST) is not None
         summary = runs_lib.run(config, run_dir, resume=resume, verbose=verbose,
                                extra_callbacks=[prune] if prune is not None else ())
-    except (ConfigError, ValueError, TypeError, FloatingPointError, FileExistsError) as err:
-        record.update(state="failed", error=" ".join(str(err).split()), seconds=time.perf_counter() - started)
-        store.write_trial(out, record)
-        return record
-    epochs, values = store.read_curve(run_dir, sweep.objective.metric)
-    if not values and sweep.objective.metric not in summary.get("last_epoch_logs", {}):
-        raise ConfigError(f"objective: {sweep.objective.metric!r} was not logged by trial {number} "
-                          f"(its logs: {', '.join(summary.get('last_epoch_logs', {}))})")
-    value = sweep.objective.best(values)
-    record.update(value=value, best_epoch=epochs[values.index(value)] if value is not None else None,
-                  epochs_run=summary.get("epochs_run"),
-                  seconds=record.get("seconds", 0.0) + time.perf_counter() - started,
-                  state="pruned" if prune is not None and prune.pruned else ("complete" if value is not None else "failed"),
-                  error=None if value is not None else f"{sweep.objective.metric} was never finite (the run diverged)")
-    store.write_trial(out, record)
-    return record
+    except TRIAL_ERRORS as err:
+        return fail_record(out, record, err, time.perf_counter() - started)
+    return close_record(sweep, out, record, summary, time.perf_counter() - started,
+                        pruned=prune is not None and prune.pruned)
 
 
 def _grid_or_random(sweep: spec_lib.Sweep, out: Path, only: int | None, verbose: int) -> int:
     """Claim and run unfinished trials in order (just `only`, when given); returns how many ran."""
     points = sweep.points()
     numbers = range(len(points)) if only is None else [only]
+    if sweep.population and only is None:
+        from jdl.sweeps import population
+
+        return population.run_batches(sweep, out, points, lambda record: _progress(sweep, record, verbose))
     ran = 0
     for number in numbers:
         existing = store.read_trial(out, number)

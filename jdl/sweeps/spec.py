@@ -8,6 +8,7 @@
     seed = 0                              # random's draws and optuna's sampler
     objective = "val_loss, minimize"      # a per-epoch log of the run; its best epoch is the trial's value
     pruner = { name = "median", warmup_epochs = 2 }   # optuna only: median | successive_halving | none
+    population = 16                       # grid/random: train up to 16 trials at once as one vmapped population
     [space]
     "train.learning_rate" = { log_uniform = [1e-4, 1e-1] }
     "seed" = [0, 1]
@@ -30,7 +31,7 @@ from jdl.sweeps import space as space_lib
 METHODS = ("grid", "random", "optuna")
 PRUNERS = {"none": (), "median": ("warmup_epochs", "startup_trials"),
            "successive_halving": ("min_epochs", "reduction_factor")}
-_KEYS = ("name", "base", "set", "method", "trials", "seed", "objective", "pruner", "space")
+_KEYS = ("name", "base", "set", "method", "trials", "seed", "objective", "pruner", "population", "space")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +65,8 @@ class Sweep:
     objective: Objective
     pruner: Mapping[str, Any]
     dimensions: tuple[space_lib.Dimension, ...]
+    population: int | None = None  # the most trials trained together as one vmapped population
+    members: tuple[str, ...] = ()  # the searched keys a population's members may differ in
 
     def points(self) -> list[dict[str, Any]]:
         """The trials' parameters of a grid or random sweep, trial k at index k (optuna asks as it goes)."""
@@ -86,7 +89,8 @@ class Sweep:
         return {"name": self.name, "sweep_file": str(self.path), "base": str(self.base), "set": list(self.overrides),
                 "method": self.method, "trials_requested": self.trials, "seed": self.seed,
                 "objective": dataclasses.asdict(self.objective), "pruner": dict(self.pruner),
-                "space": {d.key: d.to_dict() for d in self.dimensions}}
+                "space": {d.key: d.to_dict() for d in self.dimensions},
+                **({"population": {"size": self.population, "members": list(self.members)}} if self.population else {})}
 
 
 def toml_value(value: Any) -> str:
@@ -157,9 +161,6 @@ def load(path: str | Path) -> Sweep:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    if "population" in raw:
-        raise ConfigError("population: training trials as one vmapped population is not implemented yet; "
-                          "search those values with method = 'grid' or 'random'")
     config_lib._unknown(list(raw), list(_KEYS), "")
     for key in ("base", "space", "objective"):
         if key not in raw:
@@ -194,6 +195,11 @@ def load(path: str | Path) -> Sweep:
                   seed=seed, objective=_objective(raw["objective"]), pruner=_pruner(raw.get("pruner"), method),
                   dimensions=dimensions)
     _check_against_base(sweep)
+    if "population" in raw:
+        from jdl.sweeps import population
+
+        size, members = population.parse(raw["population"], sweep)
+        sweep = dataclasses.replace(sweep, population=size, members=members)
     return sweep
 
 

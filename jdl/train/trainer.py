@@ -152,6 +152,7 @@ class Trainer:
         augment: Callable[[jax.Array, Any], Any] | None = None,
         steps_per_epoch: int | None = None,
         read_options: Any = None,
+        population: Any = None,
     ) -> tuple[TrainState, History]:
         """Train for `epochs` and return (state, History). Keras semantics, explicit state.
 
@@ -170,7 +171,24 @@ class Trainer:
         records), read by Grain in the same per-epoch order as arrays (`read_options`: a
         `jdl.data.sources.ReadOptions`); or an iterable of batches (x, y[, w]), trained for
         `steps_per_epoch` batches per epoch.
+
+        population: P, a `jdl.train.Population` or a list of dicts of member settings trains P members
+        of this model in one compiled step, vmapped over a member axis, and returns ([P states],
+        [P Histories]); members differ in seed, learning rate, momentum, weight decay, clip norms,
+        L2 λ and loss weights (see `jdl.train.population`). callbacks is then one list per member
+        (or one list copied for each member, without file-writing callbacks).
         """
+        if population is not None:
+            from jdl.train import population_fit
+
+            if steps_per_epoch is not None or read_options is not None:
+                raise ValueError("population trains on arrays in memory; steps_per_epoch and read_options "
+                                 "(data read while training) cannot be combined with it")
+            return population_fit.fit(
+                self, x, y, population, epochs=epochs, batch_size=batch_size, validation_split=validation_split,
+                validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
+                sample_weight=sample_weight, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
+                seed=seed, state=state, augment=augment)
         _check_fit_arguments(epochs, initial_epoch, validation_split, seed, verbose, shuffle, augment, callbacks, state)
         callbacks = list(callbacks)
         if class_weight is not None:

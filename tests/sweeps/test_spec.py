@@ -36,11 +36,20 @@ def test_a_valid_sweep_and_its_trial_configs(write_sweep):
     ('method = "random"\nobjective = "val_loss"\n[space]\nseed = [0]', "trials must be a positive integer"),
     ('trials = 3\nobjective = "val_loss"\n[space]\nseed = [0]', "a grid sweep runs every combination"),
     ('pruner = "median"\nobjective = "val_loss"\n[space]\nseed = [0]', "pruner 'median' needs method = 'optuna'"),
-    ('objective = "val_loss"\npopulation = 4\n[space]\nseed = [0]', "population: training trials as one vmapped population is not implemented"),
+    ('objective = "val_loss"\npopulation = 0\n[space]\nseed = [0]', "population must be a positive integer"),
+    ('objective = "val_loss"\npopulation = { size = 2, members = ["model.hidden"] }\n[space]\n"model.hidden" = [[4], [8]]',
+     "population.members: 'model.hidden' cannot be vmapped: members of a population share one compiled step"),
+    ('objective = "val_loss"\npopulation = { size = 2, members = ["model.dropout"] }\n[space]\n"model.dropout" = [0.1, 0.2]',
+     "population.members: 'model.dropout': a dropout rate cannot differ between members"),
+    ('objective = "val_loss"\npopulation = { size = 2, members = ["seed"] }\n[space]\n"train.learning_rate" = [0.1]',
+     "population.members: 'seed' is not a key of [space]"),
+    ('objective = "val_loss"\npopulation = { size = 2, member = ["seed"] }\n[space]\nseed = [0]', "unknown key population.'member'"),
+    ('method = "optuna"\ntrials = 2\nobjective = "val_loss"\npopulation = 2\n[space]\nseed = [0, 1]',
+     "population: an optuna sweep asks for its trials one at a time"),
     ('objective = "val_loss"', "missing key 'space'"),
 ])
 def test_bad_sweep_files_name_the_key(write_sweep, body, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         spec.load(write_sweep(body))
 
 
