@@ -249,3 +249,14 @@ def check_state(state: Any) -> None:
     if not isinstance(state, TrainState):
         raise TypeError(f"state must be a TrainState (from fit or Trainer.init), got {_checks.describe(state)}")
 
+
+def batch_size_for(batch_size: Any, n: int, mesh: Any = None) -> int:
+    """The batch size of a fit on n examples: n for None (full batch), else a positive int <= n dividing over the mesh."""
+    from jdl.train import sharding
+
+    batch_size = n if batch_size is None else batch_size
+    _checks.check_number(batch_size, "batch_size", integer=True, positive=True)
+    if batch_size > n:
+        raise ValueError(f"batch_size must be <= the number of training examples ({n}), got {batch_size}")
+    sharding.check_batch_size(batch_size, mesh)
+    return batch_size

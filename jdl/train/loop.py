@@ -143,13 +143,18 @@ class EpochLoop:
                 continue
             run_chunk = compiled.train_chunk(self.spec, self.plan, compiled.chunk_key(chunk), donate, guarded)
             state, halted, logs = run_chunk(state, halted, self.data, order, np.int32(chunk.start), self.values)
-            records = logs.pop("hooks")
-            chunk_logs.append(logs)
-            if callbacks:
-                for callback, record in zip(self.hooked, records):
-                    callback.on_step_records(record)
-                state = self.callbacks.on_train_batch_end(chunk.steps, state, logs)
+            state = self.dispatched(chunk, state, logs, chunk_logs, callbacks)
         return state, halted, chunk_logs
+
+    def dispatched(self, chunk: Any, state: TrainState, logs: dict, chunk_logs: list[dict], callbacks: bool) -> TrainState:
+        """After a chunk's dispatch: keep its logs, hand the step hooks their records, run on_train_batch_end."""
+        records = logs.pop("hooks")
+        chunk_logs.append(logs)
+        if callbacks:
+            for callback, record in zip(self.hooked, records):
+                callback.on_step_records(record)
+            state = self.callbacks.on_train_batch_end(chunk.steps, state, logs)
+        return state
 
     def read(self, state: TrainState, halted: Any, chunk_logs: list[dict], weighting: tuple[tuple[str, str], ...]) -> dict:
         """The epoch's means (and validation), halted flag, step, learning rate and non-finite flags, on the host."""

@@ -164,10 +164,7 @@ def fit(trainer: Any, x: Any, y: Any, population: Any, *, epochs: int, batch_siz
     data = inputs.data(trainer.objective, inputs.model_inputs(trainer.model, x), y, sample_weight)
     data, validation = trainer._split(data, validation_data, validation_split)
     n = data.size
-    batch_size = n if batch_size is None else batch_size
-    _checks.check_number(batch_size, "batch_size", integer=True, positive=True)
-    if batch_size > n:
-        raise ValueError(f"batch_size must be <= the number of training examples ({n}), got {batch_size}")
+    batch_size = inputs.batch_size_for(batch_size, n)
     plan = BatchPlan(n, batch_size, shuffle, trainer.steps_per_execution or MAX_STEPS_PER_EXECUTION, 1)
     members = resolve(trainer, population, seed, plan.steps)
     states = init_members(trainer, members, data.x, n)

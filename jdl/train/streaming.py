@@ -204,12 +204,7 @@ def _source_feed(trainer, source, batch_size, steps_per_epoch, shuffle, validati
                              "validation and needs at least one for each of training and validation")
         validation = _checked(trainer, *sources.read_rows(source, np.arange(n, total)), name="validation rows of x ",
                               label=f"{label}: ")
-    if batch_size is None:
-        batch_size = n
-    _checks.check_number(batch_size, "batch_size", integer=True, positive=True)
-    if batch_size > n:
-        raise ValueError(f"batch_size must be <= the number of training examples ({n}), got {batch_size}")
-    sharding.check_batch_size(batch_size, trainer.mesh)
+    batch_size = inputs.batch_size_for(batch_size, n, trainer.mesh)
     row_bytes = _bytes((sample.x, sample.y)) / sample.size
     plan = BatchPlan(n, batch_size, shuffle, chunk_steps(int(row_bytes * batch_size), spe), devices)
     return Feed("source", sample, n, batch_size, plan, validation, source=source, options=options,
@@ -254,12 +249,7 @@ def _feed_epoch(loop: EpochLoop, state: TrainState, batches: Iterator[tuple[Chun
         if previous is not None:  # at most two dispatches in flight: the host reads ahead by one, not by the epoch
             previous.block_until_ready()
         previous = halted
-        records = logs.pop("hooks")
-        chunk_logs.append(logs)
-        if callbacks:
-            for callback, record in zip(loop.hooked, records):
-                callback.on_step_records(record)
-            state = loop.callbacks.on_train_batch_end(chunk.steps, state, logs)
+        state = loop.dispatched(chunk, state, logs, chunk_logs, callbacks)
     return state, halted, chunk_logs
 
 

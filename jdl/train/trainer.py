@@ -206,12 +206,7 @@ class Trainer:
             data, validation, batch_size = feed.sample, feed.validation, feed.batch_size
 
         n = data.size if feed is None else feed.n
-        if batch_size is None:
-            batch_size = n
-        _checks.check_number(batch_size, "batch_size", integer=True, positive=True)
-        if batch_size > n:
-            raise ValueError(f"batch_size must be <= the number of training examples ({n}), got {batch_size}")
-        sharding.check_batch_size(batch_size, self.mesh)
+        batch_size = inputs.batch_size_for(batch_size, n, self.mesh)
         plan = BatchPlan(n, batch_size, shuffle, self.steps_per_execution or MAX_STEPS_PER_EXECUTION,
                          sharding.device_count(self.mesh)) if feed is None else feed.plan
 
