@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 CHILD = "JDL_LAUNCHED_CHILD"
+STDOUT_FD = "JDL_LAUNCHED_STDOUT_FD"  # the child's Python stdout; its fd 1 (Gloo's C++ prints) goes nowhere
 EXIT_LOST = 75  # EX_TEMPFAIL: the run lost a process; resume it with --resume
 LOST_MARK = "jdl-lost-peer:"
 _CPP_LOG = re.compile(r"^(?:[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+:\d+\]|\*\*\* |\s+@\s+0x|\[Gloo\] )")
@@ -33,8 +34,15 @@ def is_child() -> bool:
 
 
 def watch_parent() -> None:
-    """End this process (SIGKILL) as soon as its parent is gone, so a killed `jdl train` leaves no orphan."""
+    """End this process (SIGKILL) as soon as its parent is gone, so a killed `jdl train` leaves no orphan.
+
+    Python's stdout moves to the pipe the parent passed (`STDOUT_FD`): fd 1 carries only what C++
+    prints there (Gloo's connection lines, interleaved between its threads), and the parent drops it.
+    """
     import faulthandler
+
+    if STDOUT_FD in os.environ:
+        sys.stdout = os.fdopen(int(os.environ.pop(STDOUT_FD)), "w", buffering=1)
 
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints where every thread of a stuck run is
     parent = os.getppid()
@@ -77,9 +85,11 @@ def describe_failure(text: str, process_id: int | None, num_processes: int | Non
 
 def supervise(argv: Sequence[str], process_id: int | None, num_processes: int | None) -> int:
     """Run `python -m jdl.cli ARGV` as a child; forward its output; one line and EXIT_LOST if a peer was lost."""
-    env = dict(os.environ, **{CHILD: "1", "PYTHONUNBUFFERED": "1"})
-    child = subprocess.Popen([sys.executable, "-m", "jdl.cli", *argv], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, start_new_session=True)
+    python_out, python_out_child = os.pipe()
+    env = dict(os.environ, **{CHILD: "1", "PYTHONUNBUFFERED": "1", STDOUT_FD: str(python_out_child)})
+    child = subprocess.Popen([sys.executable, "-m", "jdl.cli", *argv], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, start_new_session=True, pass_fds=(python_out_child,))
+    os.close(python_out_child)
 
     def forward(signal_number, frame):
         child.send_signal(signal_number)
@@ -87,7 +97,7 @@ def supervise(argv: Sequence[str], process_id: int | None, num_processes: int | 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     held: list[str] = []
     try:
-        _forward(child, held)
+        _forward(child, python_out, held)
         code = child.wait()
     finally:
         for s, handler in previous.items():
@@ -103,13 +113,12 @@ def supervise(argv: Sequence[str], process_id: int | None, num_processes: int | 
     return code if code >= 0 else 128 - code
 
 
-def _forward(child: subprocess.Popen, held: list[str]) -> None:
-    """Copy the child's stdout and stderr to ours until both close, holding back JAX's C++ log and fatal lines.
+def _forward(child: subprocess.Popen, python_out: int, held: list[str]) -> None:
+    """Copy the child's Python stdout and its stderr to ours until both close, holding back C++ log lines.
 
-    Gloo's connection lines on stdout are dropped; C++ log messages on stderr (and everything after
-    a fatal one or the child's LOST_MARK) go to `held`.
+    C++ log messages on stderr (and everything after a fatal one or the child's LOST_MARK) go to `held`.
     """
-    streams = {child.stdout.fileno(): (sys.stdout, ""), child.stderr.fileno(): (sys.stderr, "")}
+    streams = {python_out: (sys.stdout, ""), child.stderr.fileno(): (sys.stderr, "")}
     fatal = False
     while streams:
         ready, _, _ = select.select(list(streams), [], [], 0.3)
@@ -120,6 +129,8 @@ def _forward(child: subprocess.Popen, held: list[str]) -> None:
                 if pending:
                     (held.append if fatal or out is sys.stderr and _CPP_LOG.match(pending) else out.write)(pending)
                 del streams[fd]
+                if fd == python_out:
+                    os.close(fd)
                 continue
             pending += chunk or ""
             parts = re.split(r"(?<=[\r\n])", pending)
@@ -131,8 +142,7 @@ def _forward(child: subprocess.Popen, held: list[str]) -> None:
             continued = False  # a C++ log message's further lines come in the same write as its first
             for part in parts:
                 if out is sys.stdout:
-                    if "[Gloo] " not in part:  # Gloo's threads may interleave their lines: drop any line with one
-                        out.write(part)
+                    out.write(part)
                     continue
                 if part.startswith(LOST_MARK) or (_CPP_LOG.match(part) and part[0] in "EF"):
                     fatal = True  # the run may be ending: what follows is held back (and written out if it was not)

@@ -20,10 +20,11 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from jdl import optim
 from jdl.data.batching import BatchPlan
-from jdl.train import compiled
+from jdl.train import compiled, sharding
 from jdl.train.callbacks.backup_and_restore import BackupAndRestore
 from jdl.train.callbacks.base import Callback, CallbackList, FitContext
 from jdl.train.callbacks.progress import ProgressBar
@@ -112,7 +113,7 @@ class EpochLoop:
         if not self.compiles_ahead:
             return
         order = compiled.epoch_order(self.plan.n, self.plan.shuffle, self.spec.mesh)
-        halted = jax.device_put(np.bool_(False))
+        halted = sharding.replicate(np.bool_(False), self.spec.mesh)
         shapes = sorted({compiled.chunk_key(c) for c in self.plan.chunks()}, key=lambda c: -c.steps * c.width)
         jobs = [(order, (seed, np.int32(0)))]
         for chunk in shapes:
@@ -124,7 +125,10 @@ class EpochLoop:
         def chunk_logs(out: list) -> tuple:
             by_shape = {chunk: out[1 + i][2] for i, chunk in enumerate(shapes)}
             logs = [by_shape[compiled.chunk_key(c)] for c in self.plan.chunks()]
-            return ([{k: v for k, v in log.items() if k != "hooks"} for log in logs],)
+            placed = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), logs)
+            return ([{k: v for k, v in log.items() if k != "hooks"} for log in placed],)
+
+        replicated = None if self.spec.mesh is None else NamedSharding(self.spec.mesh, PartitionSpec())
 
         jobs.append((compiled.epoch_means(weighting), chunk_logs))
         compiled.concurrently(jobs)
@@ -137,7 +141,7 @@ class EpochLoop:
         callbacks: run the step hooks' and on_train_batch_end (not when an epoch is re-run guarded).
         """
         chunk_logs = list(done_logs)
-        halted = jax.device_put(np.bool_(any(np.any(c["nonfinite"]) for c in chunk_logs)))
+        halted = sharding.replicate(np.bool_(any(np.any(c["nonfinite"]) for c in chunk_logs)), self.spec.mesh)
         for chunk in self.plan.chunks():
             if chunk.start < done:
                 continue

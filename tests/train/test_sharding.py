@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,7 +50,11 @@ SCRIPT = textwrap.dedent("""
         divisible_error = str(err)
     shardings.clear()
     state, history = trainer.fit(x, y, epochs=3, batch_size=16, validation_split=0.2, verbose=0)
-    print(json.dumps({"devices": jax.device_count(), "history": history.history, "shardings": shardings,
+    traced = list(shardings)
+    from tests.compiles import counting
+    with counting() as compiles:
+        trainer.fit(x, y, epochs=2, batch_size=24, verbose=0)
+    print(json.dumps({"compiled": list(compiles.names), "devices": jax.device_count(), "history": history.history, "shardings": traced,
                       "divisible_error": divisible_error, "data_shards": data_shards,
                       "padded": np.asarray(shard_rows(np.arange(13, dtype=np.float32), trainer.mesh)).tolist(),
                       "param_sharding": str(jax.tree_util.tree_leaves(state.params)[0].sharding)}))
@@ -59,7 +64,8 @@ SCRIPT = textwrap.dedent("""
 def run(devices: int) -> dict:
     flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
     env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
-    completed = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300)
+    completed = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300,
+                               cwd=Path(__file__).parents[2])
     assert completed.returncode == 0, completed.stderr
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
@@ -74,6 +80,12 @@ def test_eight_devices_match_one_device_and_shard_the_batch():
     assert one["shardings"] and all(shape == [16, 5] for shape in one["shardings"])
     assert "batch_size must be divisible by the number of devices (8) for data parallelism, got 12" in eight["divisible_error"]
     assert one["divisible_error"] is None
+    # 100 rows in batches of 24: four full batches and a remainder of 4, two chunk shapes compiled
+    # ahead of the first step, and not again when the second chunk gets the first one's flags laid out
+    # on the mesh (it did, before they were placed on the mesh from the start).
+    for run_ in (one, eight):
+        assert run_["compiled"].count("jit(train_chunk)") == 2, run_["compiled"]
+        assert run_["compiled"].count("jit(run)") == 1, run_["compiled"]  # the epoch means
     # The on-device training set (80 rows of 5 float32) is split over the devices, not copied to each,
     # and so is the validation set (20 rows, padded to the evaluation layout's 32).
     assert one["data_shards"][-2] == {"global": [80, 5], "per_device": [80], "devices": 1, "bytes": 80 * 5 * 4}
