@@ -50,12 +50,12 @@ SCRIPT = textwrap.dedent("""
         divisible_error = str(err)
     shardings.clear()
     state, history = trainer.fit(x, y, epochs=3, batch_size=16, validation_split=0.2, verbose=0)
-    traced = list(shardings)
+    traced, placed = list(shardings), list(data_shards)
     from tests.compiles import counting
     with counting() as compiles:
         trainer.fit(x, y, epochs=2, batch_size=24, verbose=0)
     print(json.dumps({"compiled": list(compiles.names), "devices": jax.device_count(), "history": history.history, "shardings": traced,
-                      "divisible_error": divisible_error, "data_shards": data_shards,
+                      "divisible_error": divisible_error, "data_shards": placed,
                       "padded": np.asarray(shard_rows(np.arange(13, dtype=np.float32), trainer.mesh)).tolist(),
                       "param_sharding": str(jax.tree_util.tree_leaves(state.params)[0].sharding)}))
 """)
