@@ -8,6 +8,7 @@ divide over them; another waits for a coordinator nobody serves.
 """
 
 import csv
+import os
 import socket
 import subprocess
 import sys
@@ -24,7 +25,6 @@ from jdl import config as config_lib
 from jdl import launch
 from jdl import runs as run_lib
 from jdl.train import checkpoint, distributed
-from tests.compiler import default_compiler_env
 
 CONFIG = """
 name = "multihost"
@@ -56,7 +56,7 @@ def free_port() -> int:
 
 
 def devices_env(devices: int) -> dict[str, str]:
-    env = default_compiler_env()
+    env = dict(os.environ)
     env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
     env["JAX_PLATFORMS"] = "cpu"
     return env
@@ -119,7 +119,7 @@ def runs(tmp_path_factory):
     odd_batch = subprocess.Popen([sys.executable, "-m", "jdl.cli", "train", str(short), "--out", str(root / "odd"),
                                   "--set", "train.batch_size=6"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True, env=devices_env(4))
-    env = default_compiler_env()
+    env = dict(os.environ)
     lonely = subprocess.Popen([sys.executable, "-m", "jdl.cli", "train", str(short), "--out", str(root / "lonely"),
                                "--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", "2",
                                "--process-id", "1", "--connect-timeout", "2"],
