@@ -71,7 +71,7 @@ def test_max_norm_keeps_every_column_norm_at_most_2_after_each_step_of_a_fit():
     norms = fit_norms(constraints.max_norm(2))
     for name in ("dense", "dense_1"):
         assert norms[name].shape == (12,)  # 3 epochs × 4 steps, one record per step
-        assert np.all(norms[name] <= 2.0)
+        assert np.all(norms[name] <= np.nextafter(np.float32(2.0), np.float32(3.0)))  # 2, or 2 rounded up one float32 step
         assert np.any(norms[name] > 2.0 - 1e-5)  # the constraint binds: updates push columns out of the ball
 
 

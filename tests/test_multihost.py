@@ -26,6 +26,10 @@ from jdl import launch
 from jdl import runs as run_lib
 from jdl.train import checkpoint, distributed
 
+# Every test here reads one module fixture that starts ~10 interpreters: on one xdist worker only
+# (pyproject's --dist loadgroup), else each worker would start its own set and they would crowd 2 cores.
+pytestmark = pytest.mark.xdist_group("multihost")
+
 CONFIG = """
 name = "multihost"
 seed = 3
@@ -49,10 +53,18 @@ early_stopping = {{ monitor = "val_loss", patience = 1, min_delta = 10.0, restor
 # improves val_loss by min_delta, so early stopping ends the 3-epoch run after epoch 2 and restores epoch 1's weights.
 
 
+_PORTS_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free localhost port, never one given before in this module (two runs on one port join each other)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
 
 
 def devices_env(devices: int) -> dict[str, str]:

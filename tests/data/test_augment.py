@@ -196,7 +196,8 @@ def test_jit_deterministic_per_key(name):
     eager = fn(KEY, images)
     jitted = jax.jit(fn)(KEY, images)
     assert jitted.shape == images.shape and jitted.dtype == images.dtype
-    np.testing.assert_array_equal(jitted, eager)
+    np.testing.assert_allclose(jitted, eager, rtol=1e-6, atol=1e-7)  # fused or not: the last float32 bit may differ
+    np.testing.assert_array_equal(jax.jit(fn)(jax.random.key(0), images), jitted)
     np.testing.assert_array_equal(fn(jax.random.key(0), images), eager)
     assert not np.array_equal(fn(jax.random.key(1), images), eager)
     assert not np.array_equal(eager, images)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from jdl.nn import activations as A
+from tests.compiler import users_jit
 from tests.numeric import jax_central_difference
 
 
@@ -189,9 +190,9 @@ KERAS_ACTIVATIONS = {  # keras 3.15.1 (jax backend), tests/keras_reference/recor
 
 def test_gelu_approximate_and_exact_match_keras():
     x = np.asarray(KERAS_POINTS, np.float32)
-    np.testing.assert_allclose(A.get("gelu", approximate=True)(x), KERAS_ACTIVATIONS["gelu_approximate"], rtol=2e-6,
-                               atol=1e-8)
-    np.testing.assert_allclose(A.get("gelu")(x), KERAS_ACTIVATIONS["gelu_exact"], rtol=2e-6, atol=1e-8)
+    np.testing.assert_allclose(users_jit(A.get("gelu", approximate=True))(x), KERAS_ACTIVATIONS["gelu_approximate"],
+                               rtol=2e-6, atol=1e-8)
+    np.testing.assert_allclose(users_jit(A.get("gelu"))(x), KERAS_ACTIVATIONS["gelu_exact"], rtol=2e-6, atol=1e-8)
     closed_form = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
     np.testing.assert_allclose(A.gelu(x, approximate=True), closed_form, rtol=1e-5, atol=1e-7)
 
