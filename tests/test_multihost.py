@@ -8,6 +8,8 @@ divide over them; another waits for a coordinator nobody serves.
 """
 
 import csv
+import fcntl
+import json
 import os
 import socket
 import subprocess
@@ -25,10 +27,6 @@ from jdl import config as config_lib
 from jdl import launch
 from jdl import runs as run_lib
 from jdl.train import checkpoint, distributed
-
-# Every test here reads one module fixture that starts ~10 interpreters: on one xdist worker only
-# (pyproject's --dist loadgroup), else each worker would start its own set and they would crowd 2 cores.
-pytestmark = pytest.mark.xdist_group("multihost")
 
 CONFIG = """
 name = "multihost"
@@ -121,7 +119,25 @@ def final_params(out: Path, config_path: Path):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("multihost")
+    """(root, config path, results) of every run, started once per test session whichever xdist workers ask.
+
+    The first worker to ask starts them and keeps the results in a directory all workers of the
+    session share (under a lock); another that asks too reads them: two sets of ~10 interpreters at
+    once would crowd 2 cores past Gloo's patience.
+    """
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "multihost"
+    root.mkdir(exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        kept = root / "results.json"
+        if not kept.exists():
+            results = start_every_run(root)
+            kept.write_text(json.dumps(results))
+        return root, root / "short.toml", json.loads(kept.read_text())
+
+
+def start_every_run(root: Path) -> dict:
     short, long = root / "short.toml", root / "long.toml"
     short.write_text(CONFIG.format(epochs=3))
     long.write_text(CONFIG.format(epochs=400).replace("patience = 1,", "patience = 1000,"))
@@ -148,7 +164,7 @@ def runs(tmp_path_factory):
     results["killed_others"] = finish(started["killed"][1:])
     results["lonely"] = finish([lonely])[0]
     results["odd_batch"] = finish([odd_batch])
-    return root, short, results
+    return results
 
 
 @pytest.mark.slow
@@ -163,7 +179,7 @@ def test_processes_train_like_one_process_on_one_device(runs, name, processes):
         np.testing.assert_allclose(many[key], one[key], rtol=1e-5, atol=1e-6, err_msg=key)
     expected, got = final_params(root / "one", config), final_params(root / name, config)
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6), expected, got)
-    environment = __import__("json").loads((root / name / "environment.json").read_text())
+    environment = json.loads((root / name / "environment.json").read_text())
     assert environment["process_count"] == processes and environment["device_count"] == 2 * processes
 
 
