@@ -8,7 +8,6 @@ divide over them; another waits for a coordinator nobody serves.
 """
 
 import csv
-import fcntl
 import json
 import os
 import socket
@@ -27,6 +26,7 @@ from jdl import config as config_lib
 from jdl import launch
 from jdl import runs as run_lib
 from jdl.train import checkpoint, distributed
+from tests.once import once
 
 CONFIG = """
 name = "multihost"
@@ -121,20 +121,10 @@ def final_params(out: Path, config_path: Path):
 def runs(tmp_path_factory):
     """(root, config path, results) of every run, started once per test session whichever xdist workers ask.
 
-    The first worker to ask starts them and keeps the results in a directory all workers of the
-    session share (under a lock); another that asks too reads them: two sets of ~10 interpreters at
-    once would crowd 2 cores past Gloo's patience.
+    Two sets of ~10 interpreters at once would crowd 2 cores past Gloo's patience (tests.once).
     """
-    base = tmp_path_factory.getbasetemp()
-    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "multihost"
-    root.mkdir(exist_ok=True)
-    with open(root / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        kept = root / "results.json"
-        if not kept.exists():
-            results = start_every_run(root)
-            kept.write_text(json.dumps(results))
-        return root, root / "short.toml", json.loads(kept.read_text())
+    root, results = once(tmp_path_factory, "multihost", start_every_run)
+    return root, root / "short.toml", results
 
 
 def start_every_run(root: Path) -> dict:

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from tests.compiler import default_compiler_env
+from tests.once import once
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,13 +95,17 @@ def fingerprint():
     return {"machine": platform.machine(), "cpu": cpu, "avx512f": "avx512f" in flags, "jaxlib": jaxlib.__version__}
 
 
-@pytest.fixture(scope="module")
-def fits():
-    """The three fits, in one fresh interpreter (one start-up and one import for all three)."""
+def run_fits(_: Path) -> dict:
     done = subprocess.run([sys.executable, "-m", "tests.train.equivalence_fit", *RECORDED], env=default_compiler_env(),
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def fits(tmp_path_factory):
+    """The three fits, in one fresh interpreter (one start-up and one import), once per session (tests.once)."""
+    return once(tmp_path_factory, "equivalence", run_fits)[1]
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "lstm"])
