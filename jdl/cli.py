@@ -52,6 +52,7 @@ def _train(args: argparse.Namespace) -> int:
             return _error(args.command, err)
         if not launch.is_child():
             return launch.supervise(args.argv, args.process_id, args.num_processes)
+        launch.use_parent_stdout()
         launch.watch_parent()
     from jdl import config as config_lib
     from jdl.train import distributed

@@ -33,16 +33,19 @@ def is_child() -> bool:
     return os.environ.get(CHILD) == "1"
 
 
-def watch_parent() -> None:
-    """End this process (SIGKILL) as soon as its parent is gone, so a killed `jdl train` leaves no orphan.
+def use_parent_stdout() -> None:
+    """Write Python's stdout to the pipe the parent passed (`STDOUT_FD`).
 
-    Python's stdout moves to the pipe the parent passed (`STDOUT_FD`): fd 1 carries only what C++
-    prints there (Gloo's connection lines, interleaved between its threads), and the parent drops it.
+    fd 1 then carries only what C++ prints there (Gloo's connection lines, interleaved between its
+    threads), and the parent drops it.
     """
-    import faulthandler
-
     if STDOUT_FD in os.environ:
         sys.stdout = os.fdopen(int(os.environ.pop(STDOUT_FD)), "w", buffering=1)
+
+
+def watch_parent() -> None:
+    """End this process (SIGKILL) as soon as its parent is gone, so a killed `jdl train` leaves no orphan."""
+    import faulthandler
 
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints where every thread of a stuck run is
     parent = os.getppid()

@@ -20,7 +20,6 @@ from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
 
 from jdl import optim
 from jdl.data.batching import BatchPlan
@@ -122,13 +121,13 @@ class EpochLoop:
         if donate and not guarded:
             jobs.append((compiled.copier(), (state,)))
 
+        whole = sharding.replicated(self.spec.mesh)
+
         def chunk_logs(out: list) -> tuple:
             by_shape = {chunk: out[1 + i][2] for i, chunk in enumerate(shapes)}
             logs = [by_shape[compiled.chunk_key(c)] for c in self.plan.chunks()]
-            placed = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), logs)
+            placed = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=whole), logs)
             return ([{k: v for k, v in log.items() if k != "hooks"} for log in placed],)
-
-        replicated = None if self.spec.mesh is None else NamedSharding(self.spec.mesh, PartitionSpec())
 
         jobs.append((compiled.epoch_means(weighting), chunk_logs))
         compiled.concurrently(jobs)

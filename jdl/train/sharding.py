@@ -44,13 +44,18 @@ def check_batch_size(batch_size: int, mesh: Mesh | None, name: str = "batch_size
         )
 
 
+def replicated(mesh: Mesh | None) -> NamedSharding | None:
+    """The layout of an array whole on every device of `mesh` (None without a mesh: the default device)."""
+    return None if mesh is None else NamedSharding(mesh, PartitionSpec())
+
+
 def replicate(tree: Any, mesh: Mesh | None) -> Any:
     """Place every leaf of `tree` on all devices (or on the default device without a mesh)."""
     if mesh is None:
         return jax.device_put(tree)
-    replicated = NamedSharding(mesh, PartitionSpec())
+    whole = replicated(mesh)
     return jax.tree_util.tree_map(
-        lambda a: jax.make_array_from_callback(np.shape(a), replicated, lambda index: np.asarray(a)[index]), tree
+        lambda a: jax.make_array_from_callback(np.shape(a), whole, lambda index: np.asarray(a)[index]), tree
     )
 
 
