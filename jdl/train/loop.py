@@ -79,6 +79,9 @@ class EpochLoop:
             logs = {k: float(v) for k, v in host["logs"].items()}
             if host["lr"] is not None:
                 logs["lr"] = float(host["lr"])
+            if host["loss_scale"] is not None:
+                logs["loss_scale"] = float(host["loss_scale"])
+                logs["skipped_steps"] = float(sum(np.sum(s) for s in host["skipped"]))
             if host["halted"]:
                 history.stop_reason = self.nonfinite_report(state, epoch, step, host)
                 warnings.warn(history.stop_reason, RuntimeWarning, stacklevel=4)
@@ -160,13 +163,16 @@ class EpochLoop:
         return state
 
     def read(self, state: TrainState, halted: Any, chunk_logs: list[dict], weighting: tuple[tuple[str, str], ...]) -> dict:
-        """The epoch's means (and validation), halted flag, step, learning rate and non-finite flags, on the host."""
+        """The epoch's means (and validation), halted flag, step, learning rate, non-finite flags and loss scale, on the host."""
         epoch_logs = compiled.epoch_means(weighting)(chunk_logs)
         if self.evaluate is not None:
             epoch_logs.update({f"val_{k}": v for k, v in self.evaluate(state).items()})
+        scaled = state.loss_scale is not None
         return jax.device_get({"logs": epoch_logs, "halted": halted, "step": state.step,
                                "lr": optim.learning_rate(state.opt_state),
-                               "chunks": [c["nonfinite"] for c in chunk_logs]})
+                               "chunks": [c["nonfinite"] for c in chunk_logs],
+                               "loss_scale": state.loss_scale.scale if scaled else None,
+                               "skipped": [c["skipped"] for c in chunk_logs] if scaled else None})
 
     def nonfinite_report(self, state: TrainState, epoch: int, start_step: int, host: dict) -> str:
         """Where the first non-finite loss or gradient appeared: epoch, step, batch and first layer."""

@@ -23,7 +23,7 @@ from jdl import _checks, optim
 from jdl import losses as losses_lib
 from jdl.data.batching import MAX_STEPS_PER_EXECUTION, BatchPlan
 from jdl.optim.penalty import kernels
-from jdl.train import compiled, inputs
+from jdl.train import compiled, inputs, loss_scale
 from jdl.train import population_step as pstep
 from jdl.train.callbacks.backup_and_restore import TrainingInterrupted
 from jdl.train.callbacks.base import Callback, CallbackList, FitContext
@@ -88,7 +88,8 @@ def init_members(trainer: Any, members: Members, x: Any, n: int) -> list[TrainSt
         params, model_state, opt_state, rng = init(np.uint32(seed), sample, values)
         states.append(TrainState(step=jax.device_put(np.int32(0)), params=params, opt_state=opt_state,
                                  model_state=model_state, rng=rng, examples=jax.device_put(np.float32(n)),
-                                 model=trainer.model, optimizer=members.structure, input_spec=spec))
+                                 model=trainer.model, optimizer=members.structure, input_spec=spec,
+                                 loss_scale=loss_scale.for_precision(trainer.objective.precision)))
     return states
 
 
@@ -106,10 +107,11 @@ class MemberStates:
     def stacked(self) -> tuple[TrainState, Any]:
         """(population state, own_steps (P,)), stacking the member states again if one was replaced."""
         if self.changed:
-            arrays = pstep.stack([(s.params, s.opt_state, s.model_state, s.rng, s.step) for s in self.views])
-            params, opt_state, model_state, rng, self.own_steps = arrays
+            arrays = pstep.stack([(s.params, s.opt_state, s.model_state, s.rng, s.loss_scale, s.step)
+                                  for s in self.views])
+            params, opt_state, model_state, rng, scale, self.own_steps = arrays
             self.state = self.views[0].replace(params=params, opt_state=opt_state, model_state=model_state, rng=rng,
-                                               step=self.shared_step)
+                                               loss_scale=scale, step=self.shared_step)
             self.changed = False
         return self.state, self.own_steps
 
@@ -120,8 +122,10 @@ class MemberStates:
     def view(self, k: int) -> TrainState:
         if self.views is None:
             s = self.state
-            parts = pstep.unstack((s.params, s.opt_state, s.model_state, s.rng, self.own_steps), self.count)
-            self.views = [s.replace(params=p, opt_state=o, model_state=m, rng=r, step=t) for p, o, m, r, t in parts]
+            parts = pstep.unstack((s.params, s.opt_state, s.model_state, s.rng, s.loss_scale, self.own_steps),
+                                  self.count)
+            self.views = [s.replace(params=p, opt_state=o, model_state=m, rng=r, loss_scale=ls, step=t)
+                          for p, o, m, r, ls, t in parts]
         return self.views[k]
 
     def replace(self, k: int, state: Any) -> None:
@@ -268,6 +272,9 @@ class PopulationLoop:
                 logs = {name: float(v[k]) for name, v in host["logs"].items()}
                 if host["lr"] is not None:
                     logs["lr"] = float(host["lr"][k])
+                if host["loss_scale"] is not None:
+                    logs["loss_scale"] = float(host["loss_scale"][k])
+                    logs["skipped_steps"] = float(sum(np.sum(np.asarray(c)[:, k]) for c in host["skipped"]))
                 if not host["active"][k]:
                     self.halt(contexts[k], k, epoch)
                 views.replace(k, self.lists[k].on_epoch_end(epoch, views.view(k), logs))
@@ -316,11 +323,14 @@ class PopulationLoop:
                 callback.on_step_records(record)
 
     def read(self, state: TrainState, mask: Any, chunk_logs: list[dict], weighting: Any) -> dict:
-        """Every member's epoch means (and validation), active flags and learning rates, on the host."""
+        """Every member's epoch means (and validation), active flags, learning rates and loss scales, on the host."""
         means = pstep.epoch_means(weighting)(chunk_logs)
         if self.validate is not None:
             means.update({f"val_{k}": v for k, v in self.validate(state).items()})
-        return jax.device_get({"logs": means, "active": mask, "lr": optim.learning_rate(state.opt_state)})
+        scaled = state.loss_scale is not None
+        return jax.device_get({"logs": means, "active": mask, "lr": optim.learning_rate(state.opt_state),
+                               "loss_scale": state.loss_scale.scale if scaled else None,
+                               "skipped": [c["skipped"] for c in chunk_logs] if scaled else None})
 
     def halt(self, context: FitContext, k: int, epoch: int) -> None:
         """Member k's loss or gradient was not finite in `epoch`: it stops, as a lone fit does."""

@@ -32,8 +32,10 @@ CACHE_SIZE = 32
 
 
 def member_axes(state: TrainState) -> TrainState:
-    """The vmap axes of a population state: 0 for every array but the shared `step` and `examples` (None)."""
-    return state.replace(step=None, params=0, opt_state=0, model_state=0, rng=0, examples=None)
+    """The vmap axes of a population state: 0 for every array (each member's float16 loss scale too) but the shared
+    `step` and `examples` (None)."""
+    return state.replace(step=None, params=0, opt_state=0, model_state=0, rng=0, examples=None,
+                         loss_scale=None if state.loss_scale is None else 0)
 
 
 def keep_member(ok: jax.Array, new: TrainState, old: TrainState) -> TrainState:

@@ -4,8 +4,8 @@ With precision "bfloat16" or "float16" the parameters and the floating inputs ar
 compute dtype at the start of each forward pass and the outputs back to float32, so
 parameters, gradients (the cast's transpose returns them in float32), optimizer state, the loss,
 metrics and the gradient monitor's statistics stay float32. "float32" changes nothing.
-float16 has no loss scaling yet: a step whose gradient overflows is non-finite and stops
-training as any non-finite step does (prefer bfloat16, whose range is float32's).
+float16 (range ±65504) trains with dynamic loss scaling (jdl.train.loss_scale): a step whose
+gradient overflows is skipped and the scale halved. bfloat16 has float32's range and needs none.
 """
 
 from __future__ import annotations

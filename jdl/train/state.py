@@ -43,6 +43,7 @@ class TrainState:
     model: nn.Module = struct.field(pytree_node=False)
     optimizer: Structure = struct.field(pytree_node=False)
     input_spec: tuple[tuple[str, tuple[int, ...], str], ...] = struct.field(pytree_node=False, default=())
+    loss_scale: Any = None  # a jdl.train.loss_scale.LossScale under float16 (dynamic loss scaling), else None
 
     @property
     def apply_fn(self) -> Any:
@@ -60,17 +61,24 @@ class TrainState:
         return {"params": self.params, **self.model_state}
 
     def arrays(self) -> dict[str, Any]:
-        """The state's arrays (what a checkpoint stores): step, params, opt_state, model_state, rng."""
-        return {
+        """The state's arrays (what a checkpoint stores): step, params, opt_state, model_state, rng (and loss_scale)."""
+        arrays = {
             "step": self.step,
             "params": self.params,
             "opt_state": self.opt_state,
             "model_state": self.model_state,
             "rng": self.rng,
         }
+        if self.loss_scale is not None:
+            arrays["loss_scale"] = {"scale": self.loss_scale.scale, "good_steps": self.loss_scale.good_steps}
+        return arrays
 
     def with_arrays(self, arrays: dict[str, Any]) -> TrainState:
         """A copy whose arrays are replaced by `arrays` (as returned by `arrays()`)."""
+        arrays = dict(arrays)
+        scale = arrays.pop("loss_scale", None)
+        if scale is not None:
+            arrays["loss_scale"] = self.loss_scale.replace(**scale)
         return self.replace(**arrays)
 
 

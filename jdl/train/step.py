@@ -64,6 +64,10 @@ def step_candidate(spec: StepSpec, state: TrainState, x: Any, y: Any, w: jax.Arr
                    present: jax.Array | None = None) -> tuple[TrainState, dict, jax.Array, tuple]:
     """One optimizer step without the non-finite guard: (new state, logs, finite flag, hook records).
 
+    With a loss scale in the state (float16, jdl.train.loss_scale) the gradient is that of the
+    scaled cost; a non-finite gradient with a finite cost skips the step (logs["skipped"] 1) and
+    does not count as non-finite, and the hooks compute their own pass.
+
     index: the batch's example indices in the training set, handed to the step hooks.
     present: (batch,) True for the batch's real rows (None: all); logs["count"] is their number.
     """
@@ -79,12 +83,15 @@ def step_candidate(spec: StepSpec, state: TrainState, x: Any, y: Any, w: jax.Arr
                               present=present)
 
     context = StepContext(objective, state, cost_fn, example_cost(objective, state, values), x, y, w, index)
-    supplied = [hook.value_and_grad(context) for hook in spec.hooks]
+    scale = state.loss_scale
+    supplied = [None if scale is not None else hook.value_and_grad(context) for hook in spec.hooks]
     given = [s for s in supplied if s is not None]
     if len(given) > 1:
         raise ValueError(f"at most one step hook may compute the step's gradient, got {len(given)}")
     if given:
         (cost, (logs, model_state)), grads, _ = given[0]
+    elif scale is not None:
+        (cost, (logs, model_state)), grads = scale.value_and_grad(cost_fn, state.params)
     else:
         (cost, (logs, model_state)), grads = jax.value_and_grad(cost_fn, has_aux=True)(state.params)
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
@@ -96,9 +103,17 @@ def step_candidate(spec: StepSpec, state: TrainState, x: Any, y: Any, w: jax.Arr
     )
     count = jnp.sum(present, dtype=jnp.float32) if present is not None else jnp.float32(w.shape[0])
     logs = {"loss": cost, **logs, "weight": jnp.sum(w), "count": count}
+    finite = jnp.isfinite(cost) & all_finite(grads)
+    if scale is not None:  # an overflowing gradient skips the step and halves the scale; only a non-finite cost halts
+        grads_finite = all_finite(grads)
+        kept = {k: keep_if(grads_finite, getattr(new_state, k), getattr(state, k))
+                for k in ("params", "opt_state", "model_state")}
+        new_state = new_state.replace(**kept, loss_scale=scale.after(grads_finite))
+        logs["skipped"] = jnp.where(jnp.isfinite(cost), ~grads_finite, False).astype(jnp.float32)
+        finite = jnp.isfinite(cost)
     after = dataclasses.replace(context, grads=grads, new_state=new_state)
     records = tuple(hook.record(after, None if s is None else s[2]) for hook, s in zip(spec.hooks, supplied))
-    return new_state, logs, jnp.isfinite(cost) & all_finite(grads), records
+    return new_state, logs, finite, records
 
 
 def keep_if(ok: jax.Array, new: Any, old: Any) -> Any:

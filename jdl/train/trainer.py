@@ -19,6 +19,7 @@ from jdl.data.batching import MAX_STEPS_PER_EXECUTION, BatchPlan
 from jdl.nn import activations
 from jdl.nn.mode import mode_kwargs
 from jdl.train import compiled, distributed, inputs, sharding, streaming
+from jdl.train import loss_scale
 from jdl.train import precision as precision_lib
 from jdl.train.callbacks.base import Callback, CallbackList, FitContext
 from jdl.train.callbacks.progress import ProgressBar
@@ -50,7 +51,8 @@ class Trainer:
     `output_activation` attribute, else sigmoid/softmax for cross-entropies on logits, else linear.
     steps_per_execution: optimizer steps per compiled dispatch (default: up to 256).
     precision: "float32", "bfloat16" or "float16", the dtype of the forward and backward pass;
-    parameters, optimizer state, loss and metrics stay float32 (see `jdl.train.precision`).
+    parameters, optimizer state, loss and metrics stay float32 (see `jdl.train.precision`); float16
+    trains with dynamic loss scaling (`jdl.train.loss_scale`, Keras' LossScaleOptimizer defaults).
     accumulate: k > 1 makes one optimizer update per k steps on their mean gradient
     (optax.MultiSteps): batch_size b with accumulate k trains like batch k·b, in k·b/devices memory.
 
@@ -113,7 +115,8 @@ class Trainer:
         x = inputs.to_host(inputs.model_inputs(self.model, x), "x")
         inputs.leading_size(x, "x")
         sample = jax.tree_util.tree_map(lambda a: a[:1], x)
-        return create_state(self.model, sample, self.optimizer, seed, steps_per_epoch=steps_per_epoch)
+        state = create_state(self.model, sample, self.optimizer, seed, steps_per_epoch=steps_per_epoch)
+        return state.replace(loss_scale=loss_scale.for_precision(self.objective.precision))
 
     # -- the functional core --------------------------------------------------------------------
 
@@ -219,6 +222,8 @@ class Trainer:
                 "steps_per_epoch for its schedule); fit continues with the state's own optimizer, state.tx",
                 RuntimeWarning, stacklevel=2,
             )
+        if state.loss_scale is None:
+            state = state.replace(loss_scale=loss_scale.for_precision(self.objective.precision))
         data = inputs.check_against_model(self.objective, state, data) if feed is None else feed.check(self, state)
         if class_weight is not None:
             data.w = data.w * inputs.class_weights(self.objective, state, data, class_weight)

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ import numpy as np
 from jdl.diagnostics.report import findings as findings_lib
 from jdl.diagnostics.report import views
 from jdl.diagnostics.report.page import Report, Section, figure_png, legend_outside, pyplot, series_style
+
+LOSS_SCALE_LOGS = ("loss_scale", "skipped_steps")  # float16 runs' epoch logs (jdl.train.loss_scale), told in words
 
 
 def _read_csv(path: Path) -> dict[str, list[float]]:
@@ -355,7 +357,7 @@ def _stopped_early(run: RunData) -> int | None:
 def _curves_section(plt: Any, run: RunData) -> Section:
     curves, epochs = run.curves, run.curves["epoch"]
     best, stop = run.summary.get("best_epoch"), _stopped_early(run)
-    names = [k for k in curves if k not in ("epoch", "lr", "learning_rate") and not k.startswith("val_")]
+    names = [k for k in curves if k not in ("epoch", "lr", "learning_rate", *LOSS_SCALE_LOGS) and not k.startswith("val_")]
     section = Section("Training curves", paragraphs=[
         "Loss and metrics per epoch (epochs counted from 1) on the training data and, when there is one, the "
         "validation split." + (f" The dashed line marks the best epoch ({best})." if best is not None else "")
@@ -388,7 +390,19 @@ def _curves_section(plt: Any, run: RunData) -> Section:
             ax.set_ylabel("learning rate")
             ax.grid(True, alpha=0.3)
             section.figures.append((figure_png(fig), "learning rate per epoch"))
+    if all(k in curves for k in LOSS_SCALE_LOGS):
+        skipped = int(np.sum(curves["skipped_steps"]))
+        section.paragraphs.append(
+            f"float16 dynamic loss scaling: {skipped} step{'s' * (skipped != 1)} skipped for a gradient that overflowed "
+            f"float16, in epochs {_epoch_list(epochs, curves['skipped_steps'])}; the loss scale ended at "
+            f"{curves['loss_scale'][-1]:.6g}." if skipped else
+            f"float16 dynamic loss scaling: no step overflowed; the loss scale ended at {curves['loss_scale'][-1]:.6g}.")
     return section
+
+
+def _epoch_list(epochs: Sequence[Any], counts: Sequence[float]) -> str:
+    """The epochs whose count is non-zero, with the count: "1 (2), 4 (1)"."""
+    return ", ".join(f"{int(e)} ({int(c)})" for e, c in zip(epochs, counts) if c)
 
 
 def monitor_sections(plt: Any, monitor: Mapping[str, Any], context: Mapping[str, Any],
