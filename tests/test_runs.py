@@ -281,6 +281,37 @@ def test_sigterm_at_a_random_step_saves_and_resume_ends_bit_identical(uninterrup
     assert_same_run(whole, out, config_path)
 
 
+def test_sigterm_on_the_grain_path_resumes_bit_identical(tmp_path, capsys, monkeypatch):
+    """data.packed (a `jdl data pack` directory, read by Grain while training): SIGTERM mid-epoch, resume, same run.
+
+    EarlyStopping (restoring its best weights) and ReduceLROnPlateau track the run, as in the in-memory test above.
+    """
+    pack = tmp_path / "iris_pack"
+    assert cli.main(["data", "pack", str(pack), "--dataset", "iris", "--option", "test_size=0.2",
+                     "--option", "seed=1"]) == 0
+    capsys.readouterr()
+    config_path = tmp_path / "packed.toml"
+    config_path.write_text(PREEMPTED.replace("validation_split = 0.2\n",
+                                             f"validation_split = 0.2\nstandardize = false\npacked = '{pack}'\n")
+                           .replace("hidden = [16]", "hidden = [16]\nactivation = 'tanh'")  # raw features kill ReLUs
+                           .replace("epochs = 30", "epochs = 4"))
+    code, _, stderr = train(capsys, config_path, "--out", tmp_path / "whole")
+    assert code == 0, stderr
+    assert json.loads((tmp_path / "whole" / "summary.json").read_text())["epochs_run"] == 4
+    at = int(np.random.default_rng().integers(0, DISPATCHES_PER_EPOCH * 3))
+    build = run._callbacks
+    monkeypatch.setattr(run, "_callbacks", lambda *a: [SignalAt(signal.SIGTERM, at), *build(*a)])
+    out = tmp_path / "stopped"
+    code, _, stderr = train(capsys, config_path, "--out", out)
+    assert code == 143 and "SIGTERM: saved the state after step" in stderr, (at, stderr)
+    _, record = final_arrays(out, config_path)
+    assert record["partial"]["steps"] == 4 * (at % DISPATCHES_PER_EPOCH + 1), (at, record)
+    monkeypatch.setattr(run, "_callbacks", build)
+    code, _, stderr = train(capsys, config_path, "--out", out, "--resume")
+    assert code == 0, stderr
+    assert_same_run(tmp_path / "whole", out, config_path)
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_parameters(uninterrupted, tmp_path, capsys):
     """SIGKILL gives no chance to save: the run resumes from its last end-of-epoch checkpoint."""
