@@ -25,6 +25,7 @@ CHILD = "JDL_LAUNCHED_CHILD"
 STDOUT_FD = "JDL_LAUNCHED_STDOUT_FD"  # the child's Python stdout; its fd 1 (Gloo's C++ prints) goes nowhere
 EXIT_LOST = 75  # EX_TEMPFAIL: the run lost a process; resume it with --resume
 LOST_MARK = "jdl-lost-peer:"
+GLOO_ABORT = "terminate called after throwing an instance of 'gloo::"  # a collective's peer vanished mid-transfer
 _CPP_LOG = re.compile(r"^(?:[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+:\d+\]|\*\*\* |\s+@\s+0x|\[Gloo\] )")
 
 
@@ -74,6 +75,8 @@ def lost_process(text: str) -> str | None:
 def describe_failure(text: str, process_id: int | None, num_processes: int | None) -> str:
     """The one line a survivor prints when the run lost a process."""
     who = lost_process(text)
+    if who is None and GLOO_ABORT in text:  # Gloo names the peer's address, not its process; of two, it is the other
+        who = f"process {1 - process_id}" if num_processes == 2 and process_id in (0, 1) else "another process"
     of = f" of {num_processes}" if num_processes else ""
     me = f"process {process_id}" if process_id is not None else "this process"
     if who is None:
@@ -108,7 +111,7 @@ def supervise(argv: Sequence[str], process_id: int | None, num_processes: int | 
     text = "".join(held)
     if os.environ.get("JDL_LAUNCH_HELD"):  # a directory where each process keeps what it held back, to look at
         Path(os.environ["JDL_LAUNCH_HELD"], f"held_{process_id}.txt").write_text(text)
-    failed = LOST_MARK in text or re.search(r"^F\d{4} ", text, re.M) is not None
+    failed = LOST_MARK in text or GLOO_ABORT in text or re.search(r"^F\d{4} ", text, re.M) is not None
     if failed and code != 0:
         print(describe_failure(text, process_id, num_processes), file=sys.stderr, flush=True)
         return EXIT_LOST
@@ -147,7 +150,7 @@ def _forward(child: subprocess.Popen, python_out: int, held: list[str]) -> None:
                 if out is sys.stdout:
                     out.write(part)
                     continue
-                if part.startswith(LOST_MARK) or (_CPP_LOG.match(part) and part[0] in "EF"):
+                if part.startswith((LOST_MARK, GLOO_ABORT)) or (_CPP_LOG.match(part) and part[0] in "EF"):
                     fatal = True  # the run may be ending: what follows is held back (and written out if it was not)
                 continued = continued or bool(_CPP_LOG.match(part))
                 if fatal or continued or part.startswith(LOST_MARK):

@@ -10,6 +10,7 @@ divide over them; another waits for a coordinator nobody serves.
 import csv
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -49,6 +50,7 @@ early_stopping = {{ monitor = "val_loss", patience = 1, min_delta = 10.0, restor
 """
 # 90 training rows in global batches of 16: five full batches and a last partial one of 10; no epoch
 # improves val_loss by min_delta, so early stopping ends the 3-epoch run after epoch 2 and restores epoch 1's weights.
+LONG_EPOCHS = 6  # the run whose process 1 is killed after its second epoch; one process then resumes it
 
 
 _PORTS_GIVEN: set[int] = set()
@@ -88,13 +90,16 @@ def finish(processes: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
     return [(p.returncode, *o) for p, o in zip(processes, outputs)]
 
 
-def kill_after_first_epoch(processes: list[subprocess.Popen], result: dict) -> None:
-    """Read process 0's output; at its first epoch line SIGKILL process 1; record how long the survivor takes."""
+def kill_after_second_epoch(processes: list[subprocess.Popen], result: dict) -> None:
+    """Read process 0's output; at its second epoch line SIGKILL process 1; record how long the survivor takes.
+
+    By then the first epoch's checkpoint is committed (a save waits for the one before it), so the run can resume.
+    """
     first = processes[0]
     lines = []
     for line in first.stdout:
         lines.append(line)
-        if line.startswith("Epoch 1/"):
+        if line.startswith("Epoch 2/"):
             processes[1].kill()
             killed = time.monotonic()
             rest, err = first.communicate(timeout=120)
@@ -130,7 +135,7 @@ def runs(tmp_path_factory):
 def start_every_run(root: Path) -> dict:
     short, long = root / "short.toml", root / "long.toml"
     short.write_text(CONFIG.format(epochs=3))
-    long.write_text(CONFIG.format(epochs=400).replace("patience = 1,", "patience = 1000,"))
+    long.write_text(CONFIG.format(epochs=LONG_EPOCHS).replace("patience = 1,", "patience = 1000,"))
     # In two waves of at most 5 interpreters: on 2 busy cores, more at once made one process compile more
     # than 30 s after another, and Gloo gives up on a collective whose peers are that late.
     started = {"four": start(short, root / "four", 4)}
@@ -146,7 +151,7 @@ def start_every_run(root: Path) -> dict:
     results = {"four": finish(started["four"])}
     started = {"two": start(short, root / "two", 2), "killed": start(long, root / "killed", 2)}
     killed: dict = {}
-    watcher = threading.Thread(target=kill_after_first_epoch, args=(started["killed"], killed))
+    watcher = threading.Thread(target=kill_after_second_epoch, args=(started["killed"], killed))
     watcher.start()
     results["two"] = finish(started["two"])
     watcher.join(timeout=300)
@@ -194,6 +199,29 @@ def test_a_killed_process_ends_the_others_with_one_line_naming_it(runs):
 
 
 @pytest.mark.slow
+def test_the_killed_two_process_run_resumes_in_one_process_on_one_device(runs, tmp_path, capsys):
+    """2 processes × 2 devices → 1 process, 1 device: the checkpoint restores onto the new layout and training
+    continues like a run that was one process from the start (same global batch; to 1e-5)."""
+    root, _, results = runs
+    long = root / "long.toml"
+    done = {p.name for p in (root / "killed" / run_lib.LATEST).iterdir()}
+    assert any(name.isdigit() for name in done) and not (root / "killed" / "summary.json").exists(), done
+    resumed = tmp_path / "resumed"
+    shutil.copytree(root / "killed", resumed)
+    assert cli.main(["train", str(long), "--out", str(resumed), "--resume", "--verbose", "0"]) == 0
+    assert cli.main(["train", str(long), "--out", str(tmp_path / "alone"), "--verbose", "0"]) == 0
+    capsys.readouterr()
+    alone, again = metrics(tmp_path / "alone"), metrics(resumed)
+    assert len(again["loss"]) == len(alone["loss"]) == LONG_EPOCHS
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(again[key], alone[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    expected, got = final_params(tmp_path / "alone", long), final_params(resumed, long)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6), expected, got)
+    environment = json.loads((resumed / "environment.json").read_text())
+    assert environment["process_count"] == 1 and environment["device_count"] == jax.device_count()
+
+
+@pytest.mark.slow
 def test_a_batch_not_divisible_by_the_global_device_count_names_the_option(runs):
     _, _, results = runs
     for code, _, err in results["odd_batch"]:
@@ -237,3 +265,7 @@ def test_the_lost_process_is_read_from_jax_fatal_messages():
     assert launch.lost_process(leader) == "process 0 (the coordinator)"
     assert launch.describe_failure(heartbeat, 0, 4).startswith("jdl train: error: lost process 1 of 4")
     assert "lost contact with another process of 2" in launch.describe_failure("F1201 x.cc:1] odd", 1, 2)
+    # A peer killed during a Gloo collective: the survivor's child aborts in Gloo, which names no process.
+    gloo = "terminate called after throwing an instance of 'gloo::EnforceNotMet'\n  what():  [enforce fail at pair.cc:1]"
+    assert launch.describe_failure(gloo, 0, 2).startswith("jdl train: error: lost process 1 of 2")
+    assert launch.describe_failure(gloo, 2, 4).startswith("jdl train: error: lost another process of 4")

@@ -72,6 +72,9 @@ class Saver:
              held: Mapping[str, TrainState] | None = None) -> None:
         if self.manager is None:
             self.manager = manager(self.directory, self.max_to_keep, asynchronous=True)
+        if int(step) in self.manager.all_steps():  # an earlier attempt of this run saved it, then died: redo it
+            self.manager.wait_until_finished()
+            self.manager.delete(int(step))
         self.manager.save(int(step), args=save_args(state, record, held), force=True)
 
     def wait(self) -> None:

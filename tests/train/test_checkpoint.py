@@ -154,3 +154,19 @@ def test_an_interrupted_fit_resumes_mid_epoch_to_bit_identical_parameters(tmp_pa
     assert again == history, f"interrupted at dispatches {first} and {second}"
     for a, b in zip(jax.tree_util.tree_leaves(whole.arrays()), jax.tree_util.tree_leaves(resumed.arrays())):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"interrupted at {first} and {second}")
+
+
+def test_a_step_an_earlier_killed_attempt_saved_is_saved_again_not_refused(tmp_path):
+    """A run killed after saving epoch k's checkpoint but before its backup re-runs epoch k on resume and saves k again."""
+    t = trainer()
+    first, later = t.init(X, 0), t.init(X, 1)
+    earlier_attempt = checkpoint.Saver(tmp_path / "best", None)
+    earlier_attempt.save(3, first, {"epoch": 3})
+    earlier_attempt.close()
+    resumed = checkpoint.Saver(tmp_path / "best", None)
+    resumed.save(3, later, {"epoch": 3, "again": True})
+    resumed.close()
+    restored, record = checkpoint.restore(tmp_path / "best", t.init(X))
+    assert record == {"epoch": 3, "again": True} and checkpoint.steps(tmp_path / "best") == [3]
+    for a, b in zip(jax.tree_util.tree_leaves(later.params), jax.tree_util.tree_leaves(restored.params)):
+        np.testing.assert_array_equal(np.asarray(b), np.asarray(a))
