@@ -243,7 +243,7 @@ class Internals:
                               sharding.device_count(trainer.mesh))
         self.data = inputs.check_against_model(objective, state, inputs.data(objective, x, y, None))
         self.device_data = sharding.replicate((self.data.x, self.data.y, self.data.w), trainer.mesh)
-        self.names = tuple(objective.log_names())
+        self.weighting = objective.log_weighting()
         self.order = compiled.epoch_order(self.plan.n, True, trainer.mesh)
 
     def chunk(self, guarded: bool):
@@ -264,7 +264,7 @@ class Internals:
                                          self.trainer.values)
                 out.pop("hooks")
                 logs.append(out)
-            means = self.compiled.epoch_means(self.names)(logs)
+            means = self.compiled.epoch_means(self.weighting)(logs)
         return jax.block_until_ready((state, halted, means))
 
 

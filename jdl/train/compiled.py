@@ -32,7 +32,7 @@ def train_chunk(spec: StepSpec, plan: BatchPlan, chunk: Chunk, donate: bool, gua
     guarded: every step keeps the state unchanged once a step was non-finite (step.train_chunk).
     """
     fn = functools.partial(step.train_chunk, spec, plan, chunk, guarded=guarded)
-    return jax.jit(fn, donate_argnums=(0,) if donate else (), compiler_options=compiler.step_options())
+    return jax.jit(fn, donate_argnums=(0,) if donate else (), compiler_options=compiler.training_options())
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
@@ -57,7 +57,7 @@ def chunk_key(chunk: Chunk) -> Chunk:
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def train_step(spec: StepSpec) -> Callable:
     """jit(state, x, y, w, values) -> (state, logs): one guarded step."""
-    return jax.jit(functools.partial(step.train_step, spec), compiler_options=compiler.step_options())
+    return jax.jit(functools.partial(step.train_step, spec), compiler_options=compiler.training_options())
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)

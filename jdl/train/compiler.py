@@ -1,14 +1,16 @@
-"""XLA compile options of jdl's own programs: on CPU, the same computations compiled in about half the time.
+"""XLA compile options of jdl's own programs: on CPU, the programs that run once compile in about half the time.
 
 XLA:CPU's default MLIR fusion emitters take most of a first epoch's compile time. Its classic
-elemental emitters compile jdl's programs in about half of it: the first epoch of the
-784-512-512-10 MLP on 10 000 examples took 2.9-3.1 s instead of 4.2-4.9 s (backend compiles 2.9 s
-instead of 4.9-5.4 s; two runs each on 2 shared cores). Steady-state epochs measured alike on that
-machine (MLP 0.53-0.58 s against 0.59-0.61 s; the CNN and the LSTM within its noise);
-benchmarks/compile_time.py and benchmarks/peers.py measure both. Only jdl's compiled programs get
-these options, never the user's own `jax.jit` functions; other backends compile with XLA's defaults.
+elemental emitters compile jdl's programs in about half of it, but the code they emit runs slower:
+measured idle on 2 cores (benchmarks/peers.py, one steady-state epoch), the training chunks took
+MLP 784-512-512-10 326 ms instead of 277, the CNN 1150 ms instead of 1068, the LSTM 2615 ms instead
+of 1991 (the hand-written jit + scan loop: 229, 1116, 2158). So the programs a fit runs thousands of
+times, the training steps and chunks, compile with XLA's defaults (`training_options`); the ones that
+run once per fit, epoch or call (initializer, permutation, evaluation, prediction, epoch means,
+copies) compile with the classic emitters. Only jdl's programs get these options, never the user's
+own `jax.jit` functions; other backends compile with XLA's defaults.
 
-JDL_XLA_DEFAULTS=1 in the environment compiles jdl's programs with XLA's defaults too.
+JDL_XLA_DEFAULTS=1 in the environment compiles every jdl program with XLA's defaults.
 """
 
 from __future__ import annotations
@@ -26,8 +28,14 @@ def _cpu() -> bool:
     return wanted and jax.default_backend() == "cpu"
 
 
+def training_options() -> dict | None:
+    """Options for the training steps and chunks: None, XLA's defaults (their steady state is what a fit waits for)."""
+    return None
+
+
 def step_options() -> dict | None:
-    """Options for programs that run many times (training chunks, evaluation): {"xla_cpu_use_fusion_emitters": False} on CPU."""
+    """Options for programs run once per epoch or call (evaluation, prediction, epoch means, copies): the classic
+    emitters, {"xla_cpu_use_fusion_emitters": False}, on CPU."""
     return dict(CPU_STEP) if _cpu() else None
 
 

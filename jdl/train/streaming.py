@@ -71,7 +71,7 @@ def train_chunk(spec: StepSpec, state: TrainState, halted: jax.Array, batches: t
 def compiled_chunk(spec: StepSpec, donate: bool, guarded: bool) -> Callable:
     """jit(state, halted, batches, values); one compile per chunk shape (JAX keys it by the batches' shapes)."""
     return jax.jit(functools.partial(train_chunk, spec, guarded=guarded), donate_argnums=(0,) if donate else (),
-                   compiler_options=compiler.step_options())
+                   compiler_options=compiler.training_options())
 
 
 def place(tree: Any, mesh: Any) -> Any:
