@@ -538,9 +538,9 @@ def host_breakdown(internals: Internals, epochs: int) -> dict[str, Any]:
         "copy of the epoch's starting state (for a guarded re-run)": ms(lambda: jax.block_until_ready(
             compiled.copy(state))),
         "epoch means of the logs (compiled.epoch_means)":
-            ms(lambda: jax.block_until_ready(compiled.epoch_means(i.names)(chunk_logs))),
+            ms(lambda: jax.block_until_ready(compiled.epoch_means(i.weighting)(chunk_logs))),
         "learning rate + device_get of logs (results ready)": ms(lambda: jax.device_get({
-            "logs": compiled.epoch_means(i.names)(chunk_logs), "halted": halted, "step": state.step,
+            "logs": compiled.epoch_means(i.weighting)(chunk_logs), "halted": halted, "step": state.step,
             "lr": optim.learning_rate(new_state.opt_state), "chunks": [c["nonfinite"] for c in chunk_logs]})),
         "dispatch of the compiled chunk (returns before the work is done)":
             ms(lambda: run(state, jax.device_put(np.bool_(False)), i.device_data, order, np.int32(0), trainer.values)),

@@ -32,7 +32,7 @@ def train_chunk(spec: StepSpec, plan: BatchPlan, chunk: Chunk, donate: bool, gua
     guarded: every step keeps the state unchanged once a step was non-finite (step.train_chunk).
     """
     fn = functools.partial(step.train_chunk, spec, plan, chunk, guarded=guarded)
-    return jax.jit(fn, donate_argnums=(0,) if donate else (), compiler_options=compiler.training_options())
+    return jax.jit(fn, donate_argnums=(0,) if donate else (), compiler_options=compiler.chunk_options(chunk.remainder))
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)

@@ -7,7 +7,7 @@ MLP 784-512-512-10 326 ms instead of 277, the CNN 1150 ms instead of 1068, the L
 of 1991 (the hand-written jit + scan loop: 229, 1116, 2158). So the programs a fit runs thousands of
 times, the training steps and chunks, compile with XLA's defaults (`training_options`); the ones that
 run once per fit, epoch or call (initializer, permutation, evaluation, prediction, epoch means,
-copies) compile with the classic emitters. Only jdl's programs get these options, never the user's
+copies, the epoch's last partial batch: `chunk_options`) compile with the classic emitters. Only jdl's programs get these options, never the user's
 own `jax.jit` functions; other backends compile with XLA's defaults.
 
 JDL_XLA_DEFAULTS=1 in the environment compiles every jdl program with XLA's defaults.
@@ -31,6 +31,16 @@ def _cpu() -> bool:
 def training_options() -> dict | None:
     """Options for the training steps and chunks: None, XLA's defaults (their steady state is what a fit waits for)."""
     return None
+
+
+def chunk_options(remainder: bool) -> dict | None:
+    """A training chunk's options: XLA's defaults, but the classic emitters for the epoch's last, partial batch.
+
+    That one step runs once per epoch, so its compile time counts and its speed does not: the first
+    epoch of the 784-512-512-10 MLP on 10 000 examples took 2.5 s instead of 2.9 s. Every path
+    (arrays, Grain sources, populations) compiles its remainder batch alike, so they stay bit-identical.
+    """
+    return step_options() if remainder else training_options()
 
 
 def step_options() -> dict | None:

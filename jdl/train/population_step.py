@@ -82,7 +82,7 @@ def population_chunk(spec: StepSpec, plan: BatchPlan, chunk: Chunk, state: Train
 def train_chunk(spec: StepSpec, plan: BatchPlan, chunk: Chunk, donate: bool) -> Callable:
     """jit(state, active, own_steps, data, orders, start, values) of `chunk`'s shape; donate: reuse the state's buffers."""
     fn = functools.partial(population_chunk, spec, plan, chunk)
-    return jax.jit(fn, donate_argnums=(0,) if donate else (), compiler_options=compiler.training_options())
+    return jax.jit(fn, donate_argnums=(0,) if donate else (), compiler_options=compiler.chunk_options(chunk.remainder))
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)

@@ -68,10 +68,13 @@ def train_chunk(spec: StepSpec, state: TrainState, halted: jax.Array, batches: t
 
 
 @functools.lru_cache(maxsize=compiled.CACHE_SIZE)
-def compiled_chunk(spec: StepSpec, donate: bool, guarded: bool) -> Callable:
-    """jit(state, halted, batches, values); one compile per chunk shape (JAX keys it by the batches' shapes)."""
+def compiled_chunk(spec: StepSpec, donate: bool, guarded: bool, remainder: bool = False) -> Callable:
+    """jit(state, halted, batches, values); one compile per chunk shape (JAX keys it by the batches' shapes).
+
+    remainder: for the epoch's last, partial batch (compiled as the in-memory path compiles it, `compiler.chunk_options`).
+    """
     return jax.jit(functools.partial(train_chunk, spec, guarded=guarded), donate_argnums=(0,) if donate else (),
-                   compiler_options=compiler.training_options())
+                   compiler_options=compiler.chunk_options(remainder))
 
 
 def place(tree: Any, mesh: Any) -> Any:
@@ -242,9 +245,9 @@ def _feed_epoch(loop: EpochLoop, state: TrainState, batches: Iterator[tuple[Chun
     """
     chunk_logs = list(done_logs)
     halted = jax.device_put(np.bool_(any(np.any(c["nonfinite"]) for c in chunk_logs)))
-    run = compiled_chunk(loop.spec, donate, guarded)
     previous = None
     for chunk, host in batches:
+        run = compiled_chunk(loop.spec, donate, guarded, chunk.remainder)
         state, halted, logs = run(state, halted, place(host, loop.spec.mesh), loop.values)
         if previous is not None:  # at most two dispatches in flight: the host reads ahead by one, not by the epoch
             previous.block_until_ready()
