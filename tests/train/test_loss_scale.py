@@ -95,6 +95,7 @@ def test_a_float16_fit_with_an_injected_overflow_skips_that_step_each_epoch_logs
     assert ("float16 dynamic loss scaling: 3 steps skipped for a gradient that overflowed float16, in epochs "
             "1 (1), 2 (1), 3 (1); the loss scale ended at 4096.") in text
     assert "<img alt='training curves'" in text and "skipped_steps</" not in text
+    assert "<td>precision</td><td>float16</td>" in text
 
 
 def test_a_float16_fit_resumed_from_a_checkpoint_ends_bit_identical_with_its_loss_scale(tmp_path):

@@ -160,7 +160,8 @@ def _from_python(history: Any, monitor: Any, trainer: Any, state: Any, data: dic
                             **{k: getattr(model, k) for k in ("activation", "kernel_init", "hidden", "conv", "dense",
                                                                "dropout", "batch_norm")
                                if isinstance(getattr(model, k, None), (str, int, float, bool, tuple))}},
-                  "train": {**optimizer, "batch_size": params_info.get("batch_size"), "epochs": params_info.get("epochs")}}
+                  "train": {**optimizer, "batch_size": params_info.get("batch_size"), "epochs": params_info.get("epochs"),
+                            "precision": getattr(getattr(trainer, "objective", None), "precision", None)}}
     if summary is None:
         best, by = _best_epoch(curves) if curves else (None, None)
         summary = {"epochs_run": len(curves.get("epoch", [])), "best_epoch": best, "best_monitor": by,
@@ -315,7 +316,7 @@ def config_rows(config: Mapping[str, Any]) -> list[list[Any]]:
             ["optimizer", train.get("optimizer")], ["learning rate", train.get("learning_rate")],
             ["schedule", (train.get("schedule") or {}).get("name") if isinstance(train.get("schedule"), Mapping) else None],
             ["batch size", train.get("batch_size")], ["epochs", train.get("epochs")], ["loss", train.get("loss")],
-            ["data", data.get("name")], ["validation split", data.get("validation_split")], ["seed", config.get("seed")]]
+            ["precision", train.get("precision")], ["data", data.get("name")], ["validation split", data.get("validation_split")], ["seed", config.get("seed")]]
     for key in ("hidden", "conv", "dense", "dropout", "batch_norm", "units", "layers"):
         if key in model:
             rows.append([key, model[key]])
