@@ -8,6 +8,7 @@ shapes of their arguments.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import os
@@ -142,12 +143,32 @@ def concurrently(jobs: Sequence[tuple[Callable, Any]]) -> list[Any]:
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jdl-compile") as pool:
         outputs, compiles = [], []
         for fn, args in jobs:
-            lowered = fn.lower(*(args(outputs) if callable(args) else args))
+            args = args(outputs) if callable(args) else args
+            key = (fn, signature(args))
+            if key in _LOWERED:  # compiled by an earlier call (a later fit of the same shapes): no tracing again
+                _LOWERED.move_to_end(key)
+                outputs.append(_LOWERED[key])
+                continue
+            lowered = fn.lower(*args)
             outputs.append(lowered.out_info)
             compiles.append(pool.submit(lowered.compile))
+            _LOWERED[key] = lowered.out_info
+            while len(_LOWERED) > 4 * CACHE_SIZE:
+                _LOWERED.popitem(last=False)
         for future in compiles:
             future.result()
     return outputs
+
+
+_LOWERED: collections.OrderedDict = collections.OrderedDict()  # (jitted function, signature) -> its outputs' shapes
+
+
+def signature(args: Any) -> tuple:
+    """What a jitted function's cache tells calls apart by: the tree structure and each leaf's shape, dtype,
+    weak type and sharding (None for host values)."""
+    leaves, tree = jax.tree_util.tree_flatten(args)
+    return tree, tuple((tuple(getattr(a, "shape", ())), str(getattr(a, "dtype", type(a).__name__)),
+                        bool(getattr(a, "weak_type", False)), getattr(a, "sharding", None)) for a in leaves)
 
 
 @functools.lru_cache(maxsize=1)

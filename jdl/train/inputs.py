@@ -7,6 +7,7 @@ and raises ValueError/TypeError naming the argument, what was expected and what 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -170,8 +171,7 @@ def check_inputs(objective: Objective, state: Any, x: Any, name: str = "") -> di
 
         raise ValueError(f"{name}x does not match the inputs the model was built for: expected {show(spec)}, got {show(got)}")
     sample = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct((1,) + np.shape(a)[1:], np.asarray(a).dtype), x)
-    outputs = jax.eval_shape(
-        lambda s, v: objective.forward(s.model, s.params, s.model_state, v, train=False, key=s.rng)[0], state, sample)
+    outputs = inference_outputs(objective).eval_shape(state, sample)
     heads = list(objective.head_names)
     if objective.single:
         return {SINGLE: outputs}
@@ -179,6 +179,13 @@ def check_inputs(objective: Objective, state: Any, x: Any, name: str = "") -> di
         got_heads = list(outputs) if isinstance(outputs, Mapping) else "a single array"
         raise ValueError(f"the model returns {got_heads}, but the loss names heads {heads}")
     return outputs
+
+
+@functools.lru_cache(maxsize=64)
+def inference_outputs(objective: Objective) -> Callable:
+    """jit(state, x) -> the model's inference outputs; its `eval_shape` is traced once per state and input shapes,
+    so a later fit of the same shapes checks its inputs without tracing the model again."""
+    return jax.jit(lambda s, v: objective.forward(s.model, s.params, s.model_state, v, train=False, key=s.rng)[0])
 
 
 def check_against_model(objective: Objective, state: Any, data: Data, name: str = "") -> Data:

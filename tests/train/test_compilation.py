@@ -173,3 +173,24 @@ def test_fit_trains_on_the_batches_of_data_batch_indices(batch_size):
         full = np.concatenate([s for s in seen if s.shape[1] == batch_size]).reshape(-1)
         rest = np.concatenate([s.reshape(-1) for s in seen if s.shape[1] != batch_size] or [np.zeros(0, int)])
         np.testing.assert_array_equal(np.concatenate([full, rest[:96 - full.size]]), index[mask])
+
+
+def test_a_repeated_fit_of_the_same_shapes_traces_no_program_again():
+    """Its checks and its ahead-of-time compiles reuse the first fit's traces: no per-call tracing on the host."""
+    traced = []
+
+    def listen(event, duration, **_):
+        if event == "/jax/core/compile/jaxpr_trace_duration":
+            traced.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        trainer = make()
+        state = trainer.init(X, 0)
+        trainer.fit(X, Y, epochs=2, batch_size=20, verbose=0, seed=1, state=state)
+        assert traced, "the first fit traces its programs"
+        traced.clear()
+        trainer.fit(X, Y, epochs=2, batch_size=20, verbose=0, seed=1, state=state)
+        assert traced == []
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
