@@ -130,3 +130,14 @@ def test_float16_population_members_keep_their_own_loss_scale_and_equal_separate
         assert history.history == alone_history.history and sum(history.history["skipped_steps"]) >= 1, seed
         for a, b in zip(jax.tree_util.tree_leaves(alone.arrays()), jax.tree_util.tree_leaves(member.arrays())):
             np.testing.assert_array_equal(np.asarray(b), np.asarray(a), err_msg=f"seed {seed}")
+
+
+def test_a_grain_source_trains_float16_like_the_arrays_skips_included():
+    import grain
+
+    records = grain.MapDataset.range(len(POISONED)).map(lambda i: {"x": POISONED[i], "y": LABELS[i]})
+    arrays, arrays_history = trainer().fit(POISONED, LABELS, epochs=2, batch_size=16, verbose=0, seed=1)
+    source, source_history = trainer().fit(records, None, epochs=2, batch_size=16, verbose=0, seed=1)
+    assert source_history.history == arrays_history.history and sum(arrays_history.history["skipped_steps"]) >= 1
+    for a, b in zip(jax.tree_util.tree_leaves(arrays.arrays()), jax.tree_util.tree_leaves(source.arrays())):
+        np.testing.assert_array_equal(np.asarray(b), np.asarray(a))
