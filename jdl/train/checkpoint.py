@@ -30,12 +30,20 @@ def _ocp() -> Any:
 
 
 def manager(directory: str | os.PathLike, max_to_keep: int | None = None, *, asynchronous: bool = False) -> Any:
-    """An Orbax CheckpointManager over `directory` (created if missing)."""
+    """An Orbax CheckpointManager over `directory` (created if missing).
+
+    Its multi-process barriers carry a prefix named after the directory's last two parts (the same on
+    every host): two managers saving at once (a run's backups and its best checkpoints) otherwise use
+    one barrier name, and a multi-process run failed with "Barrier …set_value_start is already ongoing".
+    """
     ocp = _ocp()
+    path = os.path.abspath(os.fspath(directory))
+    prefix = "jdl_" + re.sub(r"\W", "_", "_".join(path.split(os.sep)[-2:]))
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, enable_async_checkpointing=asynchronous, create=True
+        max_to_keep=max_to_keep, enable_async_checkpointing=asynchronous, create=True,
+        multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=prefix),
     )
-    return ocp.CheckpointManager(os.path.abspath(os.fspath(directory)), options=options)
+    return ocp.CheckpointManager(path, options=options)
 
 
 HELD = "held_"
