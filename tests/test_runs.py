@@ -266,19 +266,28 @@ def test_sigterm_at_a_random_step_saves_and_resume_ends_bit_identical(uninterrup
     """
     config_path, whole, summary, _ = uninterrupted
     out = tmp_path / "stopped"
-    build = run._callbacks
     at = int(np.random.default_rng().integers(0, DISPATCHES_PER_EPOCH * (summary["epochs_run"] - 1)))
+    record = sigterm_then_resume(capsys, monkeypatch, config_path, out, at)
+    steps = 4 * (at % DISPATCHES_PER_EPOCH + 1)
+    assert record["epoch"] == at // DISPATCHES_PER_EPOCH - 1 and record["partial"]["steps"] == steps, (at, record)
+    assert_same_run(whole, out, config_path)
+
+
+def sigterm_then_resume(capsys, monkeypatch, config_path: Path, out: Path, at: int) -> dict:
+    """SIGTERM after dispatch `at` of `jdl train CONFIG --out OUT` (exit 143, one line), then `--resume` (exit 0).
+
+    Returns the record of the checkpoint the signal left.
+    """
+    build = run._callbacks
     monkeypatch.setattr(run, "_callbacks", lambda *a: [SignalAt(signal.SIGTERM, at), *build(*a)])
     code, _, stderr = train(capsys, config_path, "--out", out)
     assert code == 143, (at, stderr)
     assert len(stderr.strip().splitlines()) == 1 and "SIGTERM: saved the state after step" in stderr, stderr
     _, record = final_arrays(out, config_path)
-    steps = 4 * (at % DISPATCHES_PER_EPOCH + 1)
-    assert record["epoch"] == at // DISPATCHES_PER_EPOCH - 1 and record["partial"]["steps"] == steps, (at, record)
     monkeypatch.setattr(run, "_callbacks", build)
     code, _, stderr = train(capsys, config_path, "--out", out, "--resume")
     assert code == 0, stderr
-    assert_same_run(whole, out, config_path)
+    return record
 
 
 def test_sigterm_on_the_grain_path_resumes_bit_identical(tmp_path, capsys, monkeypatch):
@@ -299,17 +308,9 @@ def test_sigterm_on_the_grain_path_resumes_bit_identical(tmp_path, capsys, monke
     assert code == 0, stderr
     assert json.loads((tmp_path / "whole" / "summary.json").read_text())["epochs_run"] == 4
     at = int(np.random.default_rng().integers(0, DISPATCHES_PER_EPOCH * 3))
-    build = run._callbacks
-    monkeypatch.setattr(run, "_callbacks", lambda *a: [SignalAt(signal.SIGTERM, at), *build(*a)])
-    out = tmp_path / "stopped"
-    code, _, stderr = train(capsys, config_path, "--out", out)
-    assert code == 143 and "SIGTERM: saved the state after step" in stderr, (at, stderr)
-    _, record = final_arrays(out, config_path)
+    record = sigterm_then_resume(capsys, monkeypatch, config_path, tmp_path / "stopped", at)
     assert record["partial"]["steps"] == 4 * (at % DISPATCHES_PER_EPOCH + 1), (at, record)
-    monkeypatch.setattr(run, "_callbacks", build)
-    code, _, stderr = train(capsys, config_path, "--out", out, "--resume")
-    assert code == 0, stderr
-    assert_same_run(tmp_path / "whole", out, config_path)
+    assert_same_run(tmp_path / "whole", tmp_path / "stopped", config_path)
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ import numpy as np
 
 from jdl import optim
 from jdl.data.batching import BatchPlan
-from jdl.train import compiled, sharding
+from jdl.train import compiled, loss_scale, sharding
 from jdl.train.callbacks.backup_and_restore import BackupAndRestore
 from jdl.train.callbacks.base import Callback, CallbackList, FitContext
 from jdl.train.callbacks.progress import ProgressBar
@@ -79,9 +79,7 @@ class EpochLoop:
             logs = {k: float(v) for k, v in host["logs"].items()}
             if host["lr"] is not None:
                 logs["lr"] = float(host["lr"])
-            if host["loss_scale"] is not None:
-                logs["loss_scale"] = float(host["loss_scale"])
-                logs["skipped_steps"] = float(sum(np.sum(s) for s in host["skipped"]))
+            logs.update(loss_scale.epoch_logs(host))
             if host["halted"]:
                 history.stop_reason = self.nonfinite_report(state, epoch, step, host)
                 warnings.warn(history.stop_reason, RuntimeWarning, stacklevel=4)
@@ -167,12 +165,10 @@ class EpochLoop:
         epoch_logs = compiled.epoch_means(weighting)(chunk_logs)
         if self.evaluate is not None:
             epoch_logs.update({f"val_{k}": v for k, v in self.evaluate(state).items()})
-        scaled = state.loss_scale is not None
         return jax.device_get({"logs": epoch_logs, "halted": halted, "step": state.step,
                                "lr": optim.learning_rate(state.opt_state),
                                "chunks": [c["nonfinite"] for c in chunk_logs],
-                               "loss_scale": state.loss_scale.scale if scaled else None,
-                               "skipped": [c["skipped"] for c in chunk_logs] if scaled else None})
+                               **loss_scale.device_logs(state, chunk_logs)})
 
     def nonfinite_report(self, state: TrainState, epoch: int, start_step: int, host: dict) -> str:
         """Where the first non-finite loss or gradient appeared: epoch, step, batch and first layer."""

@@ -56,6 +56,25 @@ def initial(scale: float = INITIAL_SCALE, period: int = GROWTH_PERIOD) -> LossSc
     return LossScale(scale=jax.device_put(np.float32(scale)), good_steps=jax.device_put(np.int32(0)), period=int(period))
 
 
+def device_logs(state: Any, chunk_logs: list[dict]) -> dict[str, Any]:
+    """What an epoch's host read adds under loss scaling: the scale and each chunk's skipped flags ({} without)."""
+    if state.loss_scale is None:
+        return {}
+    return {"loss_scale": state.loss_scale.scale, "skipped": [c["skipped"] for c in chunk_logs]}
+
+
+def epoch_logs(host: dict[str, Any], member: int | None = None) -> dict[str, float]:
+    """{"loss_scale", "skipped_steps"} of an epoch from what `device_logs` read ({} without scaling).
+
+    member: a population member's index (the read values then have a member axis: (P,) and (steps, P)).
+    """
+    if "loss_scale" not in host:
+        return {}
+    pick = (lambda a: np.asarray(a)) if member is None else (lambda a: np.asarray(a)[..., member])
+    return {"loss_scale": float(pick(host["loss_scale"])),
+            "skipped_steps": float(sum(np.sum(pick(c)) for c in host["skipped"]))}
+
+
 def for_precision(precision: str) -> LossScale | None:
     """A fresh dynamic loss scale for float16 compute; None (no scaling) for float32 and bfloat16, whose range is float32's."""
     return initial() if precision == "float16" else None

@@ -272,9 +272,7 @@ class PopulationLoop:
                 logs = {name: float(v[k]) for name, v in host["logs"].items()}
                 if host["lr"] is not None:
                     logs["lr"] = float(host["lr"][k])
-                if host["loss_scale"] is not None:
-                    logs["loss_scale"] = float(host["loss_scale"][k])
-                    logs["skipped_steps"] = float(sum(np.sum(np.asarray(c)[:, k]) for c in host["skipped"]))
+                logs.update(loss_scale.epoch_logs(host, k))
                 if not host["active"][k]:
                     self.halt(contexts[k], k, epoch)
                 views.replace(k, self.lists[k].on_epoch_end(epoch, views.view(k), logs))
@@ -327,10 +325,8 @@ class PopulationLoop:
         means = pstep.epoch_means(weighting)(chunk_logs)
         if self.validate is not None:
             means.update({f"val_{k}": v for k, v in self.validate(state).items()})
-        scaled = state.loss_scale is not None
         return jax.device_get({"logs": means, "active": mask, "lr": optim.learning_rate(state.opt_state),
-                               "loss_scale": state.loss_scale.scale if scaled else None,
-                               "skipped": [c["skipped"] for c in chunk_logs] if scaled else None})
+                               **loss_scale.device_logs(state, chunk_logs)})
 
     def halt(self, context: FitContext, k: int, epoch: int) -> None:
         """Member k's loss or gradient was not finite in `epoch`: it stops, as a lone fit does."""

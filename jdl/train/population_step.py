@@ -38,13 +38,6 @@ def member_axes(state: TrainState) -> TrainState:
                          loss_scale=None if state.loss_scale is None else 0)
 
 
-def keep_member(ok: jax.Array, new: TrainState, old: TrainState) -> TrainState:
-    """new where ok else old for params, opt_state and model_state (one member; step stays new's)."""
-    return new.replace(params=step_lib.keep_if(ok, new.params, old.params),
-                       opt_state=step_lib.keep_if(ok, new.opt_state, old.opt_state),
-                       model_state=step_lib.keep_if(ok, new.model_state, old.model_state))
-
-
 def population_chunk(spec: StepSpec, plan: BatchPlan, chunk: Chunk, state: TrainState, active: jax.Array,
                      own_steps: jax.Array, data: tuple[Any, Any, jax.Array], orders: jax.Array, start: jax.Array,
                      values: CostValues) -> tuple[TrainState, jax.Array, jax.Array, dict]:
@@ -64,7 +57,7 @@ def population_chunk(spec: StepSpec, plan: BatchPlan, chunk: Chunk, state: Train
         ok = finite & on
         logs = {**logs, "nonfinite": on & ~finite, "weight": jnp.where(on, logs["weight"], 0.0),
                 "count": jnp.where(on, logs["count"], 0.0)}
-        return keep_member(ok, new_state, state), ok, logs, records
+        return step_lib.keep_weights_if(ok, new_state, state), ok, logs, records
 
     stepped = jax.vmap(member, in_axes=(axes, 0, 0, 0, 0), out_axes=(axes, 0, 0, 0))
 

@@ -103,14 +103,12 @@ def step_candidate(spec: StepSpec, state: TrainState, x: Any, y: Any, w: jax.Arr
     )
     count = jnp.sum(present, dtype=jnp.float32) if present is not None else jnp.float32(w.shape[0])
     logs = {"loss": cost, **logs, "weight": jnp.sum(w), "count": count}
-    finite = jnp.isfinite(cost) & all_finite(grads)
+    grads_finite = all_finite(grads)
+    finite = jnp.isfinite(cost) & grads_finite
     if scale is not None:  # an overflowing gradient skips the step and halves the scale; only a non-finite cost halts
-        grads_finite = all_finite(grads)
-        kept = {k: keep_if(grads_finite, getattr(new_state, k), getattr(state, k))
-                for k in ("params", "opt_state", "model_state")}
-        new_state = new_state.replace(**kept, loss_scale=scale.after(grads_finite))
-        logs["skipped"] = jnp.where(jnp.isfinite(cost), ~grads_finite, False).astype(jnp.float32)
+        new_state = keep_weights_if(grads_finite, new_state, state).replace(loss_scale=scale.after(grads_finite))
         finite = jnp.isfinite(cost)
+        logs["skipped"] = (finite & ~grads_finite).astype(jnp.float32)
     after = dataclasses.replace(context, grads=grads, new_state=new_state)
     records = tuple(hook.record(after, None if s is None else s[2]) for hook, s in zip(spec.hooks, supplied))
     return new_state, logs, finite, records
@@ -119,6 +117,12 @@ def step_candidate(spec: StepSpec, state: TrainState, x: Any, y: Any, w: jax.Arr
 def keep_if(ok: jax.Array, new: Any, old: Any) -> Any:
     """`new` where ok else `old`, leaf by leaf (the non-finite guard)."""
     return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+
+def keep_weights_if(ok: jax.Array, new: TrainState, old: TrainState) -> TrainState:
+    """`new` with its params, opt_state and model_state taken from `old` unless ok (the rest stays new's)."""
+    return new.replace(params=keep_if(ok, new.params, old.params), opt_state=keep_if(ok, new.opt_state, old.opt_state),
+                       model_state=keep_if(ok, new.model_state, old.model_state))
 
 
 def train_step(spec: StepSpec, state: TrainState, x: Any, y: Any, w: jax.Array,
