@@ -99,8 +99,9 @@ def trainer(activation: str, batch_norm: bool, residual: bool, steps: int, learn
     only in values (initializer, seed, data subset) and every depth reuse it (one program per depth).
 
     Not vmapped over configurations: on XLA's CPU backend the batched products ran slower than the same
-    products one configuration at a time (benchmarks/depth_study.py). One cache entry: the depth study visits
-    each group once, depth by depth, so a finished group's programs are released instead of kept.
+    products one configuration at a time (benchmarks/depth_study.py); the depth study runs configurations
+    concurrently on threads instead. One cache entry: the depth study visits each group once, depth by
+    depth, so a finished group's programs are released instead of kept.
     """
     return jax.jit(functools.partial(train, activation=activation, batch_norm=batch_norm, residual=residual,
                                      steps=steps, learning_rate=learning_rate, clipnorm=clipnorm))

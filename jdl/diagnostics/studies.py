@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import flax.linen as nn
@@ -125,6 +127,11 @@ def _depth_record(act, init, depth, bn, res, g0, g1, losses, steps: int, seeds: 
     return record
 
 
+def _fetch(program: Any, *args: Any) -> Any:
+    """program(*args) on the host: one configuration, run on a worker thread (XLA releases the GIL while it runs)."""
+    return jax.device_get(program(*args))
+
+
 def depth_study(
     activations: Sequence[str] = ("sigmoid", "tanh", "relu", "leaky_relu", "elu"),
     inits: Sequence[str] = INITS,
@@ -150,7 +157,8 @@ def depth_study(
     then means over seeds with "…_spread" (std over seeds) and "…_seeds" beside them, and
     first_to_last is the geometric mean of the per-seed ratios. All initializers and seeds of one
     (activation, batch norm, residual) run through one compiled program per depth, hidden layers
-    under lax.scan (`stacked_mlp`); `progress` shows a tqdm bar over configurations.
+    under lax.scan (`stacked_mlp`); they run concurrently, one per CPU core, while the next group's
+    program compiles. `progress` shows a tqdm bar over configurations.
     """
     from jdl.diagnostics import stacked_mlp
 
@@ -177,17 +185,33 @@ def depth_study(
 
     results = {}
     groups = [(depth, bn, res, act) for bn in batch_norm for res in residual for act in activations for depth in depths]
-    bar = tqdm(total=len(groups) * len(batch), unit="config", desc="depth study", disable=not progress)
-    for depth, bn, res, act in groups:
-        bar.set_postfix_str(f"{act}, depth {depth}{', bn' if bn else ''}{', res' if res else ''}")
+
+    def prepare(group):
+        """(the group's compiled program, its configurations' stacked parameters): built while the previous group runs."""
+        depth, bn, res, act = group
+        params = params_of(int(depth), bool(bn), bool(res))
         run = stacked_mlp.trainer(act, bool(bn), bool(res), int(steps), float(learning_rate), clipnorm)
-        outputs = [run(p, data[s][0], data[s][1]) for p, (_, s) in zip(params_of(int(depth), bool(bn), bool(res)), batch)]
-        g0, g1, losses = (np.stack(a) for a in zip(*jax.device_get(outputs)))
-        for i, init in enumerate(inits):
-            rows = slice(i * seeds, (i + 1) * seeds)
-            results[act, init, depth, bn, res] = _depth_record(act, init, depth, bn, res, g0[rows], g1[rows],
-                                                               losses[rows], steps, seeds)
-        bar.update(len(batch))
+        return run.lower(params[0], *data[0]).compile(), params
+
+    bar = tqdm(total=len(groups) * len(batch), unit="config", desc="depth study", disable=not progress)
+    workers = max(1, min(len(batch), os.cpu_count() or 1))
+    with ThreadPoolExecutor(1) as preparer, ThreadPoolExecutor(workers) as runners:
+        upcoming = preparer.submit(prepare, groups[0]) if groups else None
+        for index, (depth, bn, res, act) in enumerate(groups):
+            bar.set_postfix_str(f"{act}, depth {depth}{', bn' if bn else ''}{', res' if res else ''}")
+            program, params = upcoming.result()
+            if index + 1 < len(groups):
+                upcoming = preparer.submit(prepare, groups[index + 1])
+            futures = [runners.submit(_fetch, program, p, *data[s]) for p, (_, s) in zip(params, batch)]
+            outputs = []
+            for future in futures:
+                outputs.append(future.result())
+                bar.update(1)
+            g0, g1, losses = (np.stack(a) for a in zip(*outputs))
+            for i, init in enumerate(inits):
+                rows = slice(i * seeds, (i + 1) * seeds)
+                results[act, init, depth, bn, res] = _depth_record(act, init, depth, bn, res, g0[rows], g1[rows],
+                                                                   losses[rows], steps, seeds)
     bar.close()
     records = [results[act, init, depth, bn, res] for act in activations for init in inits for depth in depths
                for bn in batch_norm for res in residual]
