@@ -136,6 +136,10 @@ class SimpleRNNCell(_Cell):
         return h, h
 
 
+_LSTM_GATES = (0, 1, 3)  # i, f, o: the σ gates, read by one gather; XLA:CPU runs the gates about
+# 1.5x faster from a gather than from four slices of z (benchmarks/README.md)
+
+
 class LSTMCell(_Cell):
     """LSTM cell (Hochreiter & Schmidhuber 1997; Keras/PyTorch form), gates in the order i, f, g, o.
 
@@ -176,9 +180,10 @@ class LSTMCell(_Cell):
         gate = activations.get(self.recurrent_activation)
         act = activations.get(self.activation)
         z = projected + recurrent
-        i, f, g, o = jnp.split(z, 4, axis=-1)
-        c = gate(f) * c + gate(i) * act(g)
-        h = gate(o) * act(c)
+        z = z.reshape(*z.shape[:-1], 4, z.shape[-1] // 4)
+        ifo = gate(z[..., jnp.asarray(_LSTM_GATES), :])
+        c = ifo[..., 1, :] * c + ifo[..., 0, :] * act(z[..., 2, :])
+        h = ifo[..., 2, :] * act(c)
         return (c, h), h
 
     @nn.nowrap
