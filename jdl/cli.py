@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        from jdl.config import ConfigError
+        from jdl.config_schema import ConfigError  # not jdl.config: a multi-process supervisor never imports JAX
 
         try:
             return args.run(args)
