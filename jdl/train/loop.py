@@ -5,9 +5,10 @@ chunks are dispatched back to back, each one `lax.scan` over its steps, with the
 on the device. Where no callback keeps a reference to a state, each dispatch donates the previous
 state's buffers to the next.
 
-The non-finite guard costs nothing per step: the chunks run unguarded, each step only adding its
-finite flag to an on-device halted flag, which the host reads with the epoch's logs. When it is
-set, the epoch is run again from a copy of its starting state by the guarded chunks (compiled on
+The non-finite guard costs nothing per step: the chunks run unguarded, each step only adding the
+finiteness of its cost to an on-device halted flag, and each chunk its parameters' finiteness after
+its last step (a non-finite gradient makes the parameters, and so the next cost, non-finite), which
+the host reads with the epoch's logs. When it is set, the epoch is run again from a copy of its starting state by the guarded chunks (compiled on
 first failure), which stop updating at the first non-finite step; that state and those logs are
 the epoch's. Callbacks whose `on_train_batch_end` may replace the state make every epoch guarded.
 """

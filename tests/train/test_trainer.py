@@ -326,6 +326,53 @@ def test_a_non_finite_step_leaves_the_state_of_a_step_by_step_guarded_loop():
     assert len(history.epoch) == failed // 4 + 1
 
 
+MARKER = 7.0
+
+
+@jax.custom_vjp
+def poison(h, x):
+    """h, unchanged; its gradient is NaN in the rows whose first feature is MARKER (a finite loss, a NaN gradient)."""
+    return h
+
+
+poison.defvjp(lambda h, x: (h, x),
+              lambda x, g: (jnp.where(x[:, :1] == MARKER, jnp.nan, 1.0) * g, jnp.zeros_like(x)))
+
+
+class Poisoned(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        h = nn.Dense(4, name="hidden")(x)
+        return nn.Dense(1, name="head")(poison(h, x))
+
+
+@pytest.mark.parametrize("row", [24, 40, 56], ids=["last-step-of-a-chunk", "mid-chunk", "last-step-of-the-epoch"])
+def test_a_non_finite_gradient_under_a_finite_loss_is_found_at_its_step(row):
+    """Unguarded chunks check only the loss per step, and the parameters once per chunk: a NaN gradient with a finite
+    loss is still stopped at its own step, with the state a step-by-step guarded loop reaches (batches of 8, chunks
+    of 4 steps; row 24 is in step 3, the last step of the first chunk; row 40 in step 5; row 56 in step 7, the
+    epoch's last, which only the check of the parameters after the chunk catches before the next epoch)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 2)).astype(np.float32)
+    x[row, 0] = MARKER
+    y = rng.normal(size=(64, 1)).astype(np.float32)
+    t = Trainer(Poisoned(), loss="mse", optimizer=optim.adam(1e-2), steps_per_execution=4)
+    with pytest.warns(RuntimeWarning, match="Non-finite"):
+        state, history = t.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0)
+    ref = t.init(x)
+    failed = None
+    for step in range(8):
+        batch = (x[8 * step:8 * step + 8], y[8 * step:8 * step + 8])
+        ref, logs = t.train_step(ref.replace(examples=np.float32(64)), batch)
+        if not bool(logs["finite"]):
+            failed = step
+            break
+    assert failed == row // 8 and f"global step {failed}," in history.stop_reason, history.stop_reason
+    assert "hidden/" in history.stop_reason.split("first non-finite:")[1]
+    assert int(state.step) == failed and len(history.epoch) == 1
+    assert params_equal(state.params, ref.params)
+
+
 def test_a_callback_that_replaces_states_per_dispatch_gets_the_guarded_chunks():
     """With an on_train_batch_end that may return a state, every chunk is guarded: same stop, same state."""
     x, y, t = diverging()
