@@ -127,8 +127,9 @@ def build_reference(hidden: tuple[int, ...], lr: float, batch_size: int, n: int,
     """(model, init(seed, x) -> carry, epoch(carry, epoch, x, y) -> (carry, mean loss)): Flax + Optax, one jit per epoch.
 
     guard adds a non-finite guard, ok = isfinite(loss) & all(isfinite(grads)) & not halted, and a
-    halted flag: "flag" only carries the flag (the state keeps updating; jdl's fit re-runs a failed
-    epoch guarded); "where" is jdl's previous guard (the new params and Adam state computed, then jnp.where(ok, new,
+    halted flag: "flag" only carries the flag (the state keeps updating; jdl's fit re-ran a failed
+    epoch guarded); "cost" carries isfinite(loss) only and checks the parameters once after the
+    scan (jdl's fit now: a non-finite gradient makes the parameters and the next loss non-finite); "where" is jdl's previous guard (the new params and Adam state computed, then jnp.where(ok, new,
     old) leaf by leaf); "cond" applies the Adam update inside jax.lax.cond(ok, update, keep), as
     optax.apply_if_finite does.
     """
@@ -173,6 +174,8 @@ def build_reference(hidden: tuple[int, ...], lr: float, batch_size: int, n: int,
 
             if guard is None:
                 return (*update((params, opt_state, grads)), halted), loss
+            if guard == "cost":
+                return (*update((params, opt_state, grads)), halted | ~jnp.isfinite(loss)), loss
             finite = functools.reduce(jnp.logical_and, [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)],
                                       jnp.isfinite(loss))
             ok = finite & ~halted
@@ -184,11 +187,13 @@ def build_reference(hidden: tuple[int, ...], lr: float, batch_size: int, n: int,
             elif guard == "cond":
                 new_params, new_opt = jax.lax.cond(ok, update, lambda args: args[:2], (params, opt_state, grads))
             else:
-                raise ValueError(f"guard must be None, 'flag', 'where' or 'cond', got {guard!r}")
+                raise ValueError(f"guard must be None, 'cost', 'flag', 'where' or 'cond', got {guard!r}")
             return (new_params, new_opt, halted | ~finite), loss
 
         (params, opt_state, halted), losses = jax.lax.scan(body, (params, opt_state, halted),
                                                            order.reshape(steps, batch_size))
+        if guard == "cost":
+            halted = functools.reduce(lambda h, p: h | ~jnp.all(jnp.isfinite(p)), jax.tree_util.tree_leaves(params), halted)
         return (params, opt_state, key, halted), jnp.mean(losses)
 
     return model, init, epoch
@@ -363,7 +368,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         guard_epochs = {}
         for guard, name, note in (
-            ("flag", "reference + finite flag (fit's guard)",
+            ("cost", "ref + loss flag, params once (fit)",
+             "reference plus isfinite(loss) carried as a halted flag and the parameters checked once per epoch"),
+            ("flag", "ref + loss & grad flag (fit before)",
              "reference plus isfinite(loss, grads) carried as a halted flag, the update unconditional"),
             ("where", "reference + jdl's where-guard",
              "reference plus isfinite(loss, grads) and jnp.where(ok, new, old) over params + Adam state (jdl's keep_if)"),
@@ -379,7 +386,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # Copies XLA puts in the scan body (per step), from the compiled HLO: deterministic, unlike timings.
         try:
             hlo = {name: guard_epochs[g].lower(ref_start, 0, x_dev, y_dev).compile().as_text()
-                   for g, name in (("flag", "reference + finite flag (fit's guard)"),
+                   for g, name in (("cost", "ref + loss flag, params once (fit)"), ("flag", "ref + loss & grad flag (fit before)"),
                                    ("where", "reference + jdl's where-guard"), ("cond", "reference + lax.cond guard"))}
             hlo[REF] = ref_epoch.lower(ref_start, 0, x_dev, y_dev).compile().as_text()
             if "jdl_internals_error" not in breakdown:
