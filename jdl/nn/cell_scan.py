@@ -59,10 +59,11 @@ def _previous(carry0: Carry, carries: Carry) -> Carry:
     return jax.tree_util.tree_map(lambda c0, cs: jnp.concatenate([c0[None], cs[:-1]], axis=0), carry0, carries)
 
 
-def _fast(combine: Combine, output: Output, unroll: int, additive: bool) -> Callable:
+def _fast(combine: Combine, output: Output, unroll: int, additive: bool, backward_combine: Combine) -> Callable:
     """The scan of `_plain` with the fast backward pass, as a custom_vjp of (kernel, bias, projected, carry0, keep, e).
 
     additive: the gates read p_t + r_t only (SimpleRNN, LSTM), so ∂L/∂p_t = ρ_t and one stack serves both.
+    backward_combine: the gates the backward pass re-runs and differentiates (the same values as combine's).
     """
 
     @jax.custom_vjp
@@ -79,7 +80,7 @@ def _fast(combine: Combine, output: Output, unroll: int, additive: bool) -> Call
         previous = _previous(carry0, carries)
 
         def gates(carry, p, r):
-            return combine(carry, p, r)[0]
+            return backward_combine(carry, p, r)[0]
 
         def body(d_carry, inputs):
             g, prev, p, r, k = inputs
@@ -111,7 +112,8 @@ def _fast(combine: Combine, output: Output, unroll: int, additive: bool) -> Call
 
 def scan_cell(combine: Combine, output: Output, kernel: jax.Array, bias: jax.Array | None, projected: jax.Array,
               carry: Carry, keep: jax.Array | None = None, perturbation: jax.Array | None = None, *,
-              unroll: int = 1, fast_grad: bool = True, additive: bool = False) -> Carry:
+              unroll: int = 1, fast_grad: bool = True, additive: bool = False,
+              backward_combine: Combine | None = None) -> Carry:
     """The carry after every step: a tree like `carry` with leaves (T, batch, ...), time-major.
 
     combine(carry, p_t, r_t) -> (new carry, h_t): the cell's gates; output(carry) -> h (batch, units).
@@ -119,10 +121,12 @@ def scan_cell(combine: Combine, output: Output, kernel: jax.Array, bias: jax.Arr
     carry: the initial carry, keep (T, batch) float (1: run the step, 0: hold the carry) or None,
     perturbation e (T, batch, G·units) or None (added to every r_t). fast_grad: the custom backward
     pass (module docstring); False: the plain scan, differentiable in every mode. additive: combine
-    reads only p_t + r_t (its gradients w.r.t. both are equal; saves one stack). T must be > 0.
+    reads only p_t + r_t (its gradients w.r.t. both are equal; saves one stack). backward_combine: the
+    same gates written for the fast backward pass to differentiate (default: combine). T must be > 0.
     """
     if fast_grad:
-        return _fast(combine, output, unroll, additive)(kernel, bias, projected, carry, keep, perturbation)
+        return _fast(combine, output, unroll, additive, backward_combine or combine)(
+            kernel, bias, projected, carry, keep, perturbation)
     return _plain(combine, output, unroll, kernel, bias, projected, carry, keep, perturbation)
 
 

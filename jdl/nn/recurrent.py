@@ -172,7 +172,8 @@ class Recurrent(nn.Module):
                 self.cell.combine, self.cell.output, kernel, bias, xs, carry,
                 None if keep is None else jnp.swapaxes(keep, 0, 1).astype(xs.dtype),
                 None if perturbation is None else jnp.swapaxes(perturbation, 0, 1),
-                unroll=self.unroll, fast_grad=self.fast_grad, additive=self.cell.additive)
+                unroll=self.unroll, fast_grad=self.fast_grad, additive=self.cell.additive,
+                backward_combine=self.cell.backward_combine)
             final = cell_scan.last(carries)
             h_prev = jnp.swapaxes(cell_scan.previous_outputs(self.cell.output, carry, carries), 0, 1)
         if self.return_sequences:
