@@ -93,7 +93,8 @@ def x64():
         yield
 
 
-# -- optional: where the suite's time goes (JDL_TEST_COMPILE_REPORT=DIR writes one JSON per worker) --
+# -- optional: where the suite's time goes (JDL_TEST_COMPILE_REPORT=DIR writes one JSON per worker: per test, the
+# compile events' seconds, wall, this process's CPU and the CPU of the interpreters it waited for) --
 
 _COMPILE_EVENTS = ("/jax/core/compile/backend_compile_duration", "/jax/core/compile/jaxpr_trace_duration",
                    "/jax/core/compile/jaxpr_to_mlir_module_duration")
@@ -109,11 +110,22 @@ def _listen(event, duration, **_):
 if os.environ.get("JDL_TEST_COMPILE_REPORT"):
     jax.monitoring.register_event_duration_secs_listener(_listen)
 
+    def _clocks() -> dict[str, float]:
+        import resource
+        import time
+
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {"wall": time.perf_counter(), "cpu": own.ru_utime + own.ru_stime,
+                "children_cpu": children.ru_utime + children.ru_stime}
+
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(item, nextitem):
-        before = dict(_spent)
+        before, clocks = dict(_spent), _clocks()
         yield
-        _per_test[item.nodeid] = {k.rsplit("/", 1)[-1]: _spent.get(k, 0.0) - before.get(k, 0.0) for k in _COMPILE_EVENTS}
+        after = _clocks()
+        _per_test[item.nodeid] = {
+            **{k.rsplit("/", 1)[-1]: _spent.get(k, 0.0) - before.get(k, 0.0) for k in _COMPILE_EVENTS},
+            **{k: after[k] - clocks[k] for k in after}}
 
     def pytest_sessionfinish(session):
         import json

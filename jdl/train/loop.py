@@ -8,9 +8,9 @@ state's buffers to the next.
 The non-finite guard costs nothing per step: the chunks run unguarded, each step only adding the
 finiteness of its cost to an on-device halted flag, and each chunk its parameters' finiteness after
 its last step (a non-finite gradient makes the parameters, and so the next cost, non-finite), which
-the host reads with the epoch's logs. When it is set, the epoch is run again from a copy of its starting state by the guarded chunks (compiled on
-first failure), which stop updating at the first non-finite step; that state and those logs are
-the epoch's. Callbacks whose `on_train_batch_end` may replace the state make every epoch guarded.
+the host reads with the epoch's logs. When it is set, the epoch is run again from a copy of its
+starting state by the guarded chunks (compiled on first failure), which stop updating at the first
+non-finite step; that state and those logs are the epoch's. Callbacks whose `on_train_batch_end` may replace the state make every epoch guarded.
 """
 
 from __future__ import annotations
