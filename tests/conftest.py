@@ -89,6 +89,7 @@ def pytest_unconfigure(config):
 WORKER_MEMORY_GIB = 4  # a worker's peak resident memory is 1.5-3.6 GB (the multihost and sharding tests)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: unknown, and unused, under -p no:xdist
 def pytest_xdist_auto_num_workers(config):
     """`-n auto` (pyproject's addopts): one worker more than the usable CPUs, at most one per WORKER_MEMORY_GIB of RAM.
 

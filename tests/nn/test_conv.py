@@ -182,6 +182,36 @@ def test_conv_gradient_matches_finite_differences_and_lax(x64, rank, strides, pa
     np.testing.assert_allclose(gx, fd_x, rtol=1e-6, atol=1e-7)
 
 
+FORWARD_CONFIGS = [  # (rank, window, channels, strides, pads, dilation): taps × channels on both sides of SHIFTED_TERMS
+    (2, (3, 3), 1, (1, 1), ((0, 0), (0, 0)), (1, 1)), (2, (3, 3), 4, (2, 1), ((1, 2), (0, 1)), (1, 2)),
+    (2, (5, 5), 1, (1, 2), ((2, 2), (2, 2)), (1, 1)), (2, (3, 3), 5, (1, 1), ((1, 1), (1, 1)), (1, 1)),
+    (1, (3,), 3, (2,), ((2, 0),), (2,)), (1, (5,), 8, (1,), ((0, 0),), (1,)), (2, (3, 3), 2, (1, 1), ((-1, 1), (1, 0)), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("rank, window, channels, strides, pads, dilation", FORWARD_CONFIGS)
+def test_fast_forward_equals_lax_in_float64(x64, rank, window, channels, strides, pads, dilation):
+    """channels_last_conv's forward (shifted views summed at ≤ SHIFTED_TERMS taps × channels, lax above) = lax's."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(3,) + (9,) * rank + (channels,))
+    kernel = rng.normal(size=(*window, channels, 6))
+    specs = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}[rank]
+    expected = lax.conv_general_dilated(x, kernel, strides, pads, rhs_dilation=dilation, dimension_numbers=specs)
+    got = jax.jit(lambda x, k: channels_last_conv(x, k, strides, pads, None, dilation))(x, kernel)
+    assert got.shape == expected.shape and got.dtype == jnp.float64
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_fast_forward_keeps_bfloat16_and_sums_in_float32():
+    rng = np.random.default_rng(6)
+    x, kernel = (jnp.asarray(rng.normal(size=s), jnp.bfloat16) for s in ((2, 8, 8, 1), (3, 3, 1, 4)))
+    got = channels_last_conv(x, kernel, (1, 1), ((0, 0), (0, 0)))
+    exact = lax.conv_general_dilated(x.astype(jnp.float32), kernel.astype(jnp.float32), (1, 1), "VALID",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    assert got.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(got, np.float32), exact, rtol=1e-2, atol=1e-2)
+
+
 def test_fast_grad_off_allows_forward_mode_with_the_same_values():
     x = np.random.default_rng(9).normal(size=(1, 5, 5, 2)).astype(np.float32)
     params = with_params(np.random.default_rng(10).normal(size=(3, 3, 2, 2)).astype(np.float32), np.zeros(2, np.float32))
