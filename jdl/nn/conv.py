@@ -239,9 +239,9 @@ def channels_last_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[
                        **options: Any) -> jax.Array:
     """`lax.conv_general_dilated` for channels-last x (batch, *spatial, C) and kernel (*window, C, O).
 
-    Same values (to the last bits: see `_forward_conv`); the gradient is computed by forward convolutions only, which XLA:CPU runs on its fast
-    path even inside `lax.scan` (where the default transposed convolutions fall back to a loop
-    ~50× slower). Other configurations (input dilation, groups, string padding) go to lax unchanged.
+    Same values (to the last bits: see `_forward_conv`); the gradient is computed by forward
+    convolutions only, which XLA:CPU runs on its fast path even inside `lax.scan` (where the default
+    transposed convolutions fall back to a loop ~50× slower). Other configurations (input dilation, groups, string padding) go to lax unchanged.
     Reverse mode only (a custom VJP): jax.jvp / jax.jacfwd need `lax.conv_general_dilated` itself.
     """
     rank = lhs.ndim - 2
