@@ -150,8 +150,9 @@ def _forward_conv(x: jax.Array, k: jax.Array, strides: Sequence[int], pads: Sequ
         return lax.conv_general_dilated(x, k, tuple(strides), tuple(pads), rhs_dilation=tuple(dilation),
                                         dimension_numbers=_specs(x.ndim - 2))
     wide = jnp.promote_types(x.dtype, jnp.float32)
-    x_pad = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)])
-    out = tuple((n - d * (w - 1) - 1) // s + 1 for n, w, s, d in zip(x_pad.shape[1:-1], windows, strides, dilation))
+    x_pad = _pad_spatial(x, pads)
+    out = tuple(output_size(n, d * (w - 1) + 1, 0, s)
+                for n, w, s, d in zip(x_pad.shape[1:-1], windows, strides, dilation))
     y = None
     for offset, view in zip(itertools.product(*(range(w) for w in windows)),
                             _window_views(x_pad, windows, strides, dilation, out)):
@@ -159,6 +160,11 @@ def _forward_conv(x: jax.Array, k: jax.Array, strides: Sequence[int], pads: Sequ
             term = view[..., c:c + 1].astype(wide) * k[(*offset, c)].astype(wide)
             y = term if y is None else y + term
     return y.astype(jnp.result_type(x.dtype, k.dtype))
+
+
+def _pad_spatial(x: jax.Array, pads: Sequence[tuple[int, int]]) -> jax.Array:
+    """x with zeros added (or, for negative pads, rows cropped) before and after each spatial axis."""
+    return lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)])
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
@@ -181,7 +187,7 @@ def _channels_last_conv_bwd(strides, pads, dilation, residuals, dy):
     x, k = residuals
     rank = x.ndim - 2
     windows = k.shape[:rank]
-    x_pad = jnp.pad(x, [(0, 0), *pads, (0, 0)])
+    x_pad = _pad_spatial(x, pads)
     dk = kernel_grad(x_pad, dy, windows, strides, dilation)
     config = [(0, 0, 0)]
     for n, w, (lo, _), s, d, m in zip(x.shape[1:-1], windows, pads, strides, dilation, dy.shape[1:-1]):
@@ -241,7 +247,8 @@ def channels_last_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[
 
     Same values (to the last bits: see `_forward_conv`); the gradient is computed by forward
     convolutions only, which XLA:CPU runs on its fast path even inside `lax.scan` (where the default
-    transposed convolutions fall back to a loop ~50× slower). Other configurations (input dilation, groups, string padding) go to lax unchanged.
+    transposed convolutions fall back to a loop ~50× slower). Other configurations (input dilation,
+    groups, string padding) go to lax unchanged.
     Reverse mode only (a custom VJP): jax.jvp / jax.jacfwd need `lax.conv_general_dilated` itself.
     """
     rank = lhs.ndim - 2

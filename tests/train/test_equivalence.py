@@ -141,8 +141,9 @@ def fits(tmp_path_factory):
 def test_fixed_seed_fit_gives_the_recorded_parameters(fits, name):
     got = fits[name]
     recorded = RECORDED[name]
-    if name in recorded_digests():
-        digest, losses = recorded_digests()[name]
+    digests = recorded_digests()
+    if name in digests:
+        digest, losses = digests[name]
         assert got["digest"] == digest
         assert got["loss"] == losses
         return
