@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 import flax.linen as nn
@@ -24,6 +25,7 @@ import numpy as np
 from jdl import _checks
 from jdl import losses as losses_lib
 from jdl.data import memory_tasks
+from jdl.diagnostics.study_grid import seed_summary, study_workers
 from jdl.nn import recurrent
 
 CELLS = ("simple_rnn", "lstm", "gru")
@@ -195,19 +197,25 @@ def _copy_recall(predictions: np.ndarray, y: np.ndarray) -> float:
 def memory_study(task: str, cells: Sequence[str] = CELLS, lengths: Sequence[int] = (100,),
                  clipnorms: Sequence[float | None] = (None, 1.0), *, steps: int = 2000, batch_size: int = 64,
                  units: int = 64, learning_rate: float = 1e-2, eval_every: int = 100, test_examples: int = 1000,
-                 profile_examples: int = 64, seed: int = 0) -> dict[str, Any]:
+                 profile_examples: int = 64, seed: int = 0, seeds: int = 1, workers: int | None = None,
+                 progress: bool = False) -> dict[str, Any]:
     """Train each cell × length × clipnorm with Adam on a long-memory task; learning curves against the baseline.
 
     task "adding" (SequenceClassifier, MSE; solved below 0.01) or "copy" (SequenceTagger over the
     10-token vocabulary, cross-entropy per step; also "recall", the accuracy on the 10 copied
     symbols). The training set holds eval_every · batch_size sequences, visited once between two
-    evaluations on `test_examples` held-out ones. Records: "steps" (x axis), "train_loss",
-    "test_loss", "final_test_loss", "baseline", "finite", "seconds", "ms_per_step", and the mean
-    ‖∂L/∂h_t‖ over t after training ("trained_profile", on profile_examples test sequences).
+    evaluations on `test_examples` held-out ones. Records, in grid order (length, cell, clipnorm):
+    "steps" (x axis), "train_loss", "test_loss", "final_test_loss", "baseline", "finite", "seconds"
+    and "ms_per_step" (the fit's wall time, while the other workers' fits share the cores), and the
+    mean ‖∂L/∂h_t‖ over t after training ("trained_profile", on profile_examples test sequences).
+    seeds = k trains every configuration with the fit seeds seed … seed + k - 1 (initialization and
+    shuffling; the sequences stay the same): the curves, final losses and recall are then means over
+    seeds with "…_spread" (std over seeds) and "…_seeds" beside them, "trained_profile" is the mean
+    profile, "finite" holds for every seed, and "seconds" is the seeds' sum. The fits run
+    concurrently, `workers` at a time (None: one per CPU core; XLA releases the GIL while it runs),
+    each exactly as alone: the records are the same for any `workers`. `progress` shows a tqdm bar.
     """
-    from jdl import optim
-    from jdl.models.rnn import SequenceClassifier, SequenceTagger
-    from jdl.train.trainer import Trainer
+    from tqdm.auto import tqdm
 
     spec = _checks.lookup("task", task, TASKS)
     for name in cells:
@@ -223,50 +231,101 @@ def memory_study(task: str, cells: Sequence[str] = CELLS, lengths: Sequence[int]
     _checks.check_number(learning_rate, "learning_rate", positive=True)
     if steps < eval_every:
         raise ValueError(f"steps must be >= eval_every ({eval_every}), got {steps}")
-    evaluations = steps // eval_every
-    records = []
-    for length in lengths:
-        x, y = spec["data"](eval_every * batch_size, int(length), seed)
-        x_test, y_test = spec["data"](test_examples, int(length), seed + 1)
-        for name in cells:
-            for clip in clipnorms:
-                if task == "adding":
-                    model = SequenceClassifier(cell=name, units=units, outputs=1)
-                else:
-                    model = SequenceTagger(cell=name, units=units, outputs=memory_tasks.COPY_VOCAB)
-                trainer = Trainer(model, loss=spec["loss"], optimizer=optim.adam(learning_rate, clipnorm=clip))
-                start = time.perf_counter()
-                state, history = trainer.fit(x, y, epochs=evaluations, batch_size=batch_size, shuffle=True,
-                                             validation_data=(x_test, y_test), verbose=0, seed=seed)
-                seconds = time.perf_counter() - start
-                train_loss = np.asarray(history.history["loss"], np.float64)
-                test_loss = np.asarray(history.history["val_loss"], np.float64)
-                done = len(train_loss) * eval_every
-                record = {"cell": name, "length": int(length), "clipnorm": clip,
-                          "steps": (eval_every * np.arange(1, len(train_loss) + 1)).tolist(),
-                          "train_loss": train_loss.tolist(), "test_loss": test_loss.tolist(),
-                          "final_test_loss": float(test_loss[-1]), "baseline": float(spec["baseline"](int(length))),
-                          "finite": bool(np.all(np.isfinite(train_loss))) and history.stop_reason is None,
-                          "stop_reason": history.stop_reason, "seconds": seconds, "ms_per_step": 1e3 * seconds / done}
-                if task == "copy":
-                    record["recall"] = _copy_recall(np.asarray(trainer.predict(state, x_test)), y_test)
-                norms = hidden_gradient_norms(model, state.variables, x_test[:profile_examples],
-                                              y_test[:profile_examples], spec["loss"])
-                record["trained_profile"] = profile_summary(norms)
-                records.append(record)
+    _checks.check_number(seeds, "seeds", integer=True, positive=True)
+    grid = [(int(length), name, clip) for length in lengths for name in cells for clip in clipnorms]
+    pool_size = study_workers(workers, len(grid) * seeds)
+    data = {length: (spec["data"](eval_every * batch_size, length, seed), spec["data"](test_examples, length, seed + 1))
+            for length in dict.fromkeys(length for length, _, _ in grid)}
+    settings = dict(steps=steps, batch_size=batch_size, units=units, learning_rate=learning_rate,
+                    eval_every=eval_every, profile_examples=profile_examples)
+    bar = tqdm(total=len(grid) * seeds, unit="fit", desc=f"{task} study", disable=not progress)
+    with ThreadPoolExecutor(pool_size, thread_name_prefix=f"jdl-{task}-study") as pool:
+        futures = [[pool.submit(_memory_record, task, spec, *config, data[config[0]], settings, seed + k)
+                    for k in range(seeds)] for config in grid]
+        try:
+            for future in as_completed([f for fits in futures for f in fits]):
+                future.result()
+                bar.update(1)
+        except BaseException:  # an error or Ctrl-C: start no further fit; the running ones end with their fits
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            bar.close()
+    records = [_over_seeds([f.result() for f in fits]) for fits in futures]
     return {"study": task, "unit": spec["unit"], "solved_below": spec["solved"], "steps": steps,
             "batch_size": batch_size, "units": units, "learning_rate": learning_rate, "eval_every": eval_every,
-            "train_examples": eval_every * batch_size, "test_examples": test_examples, "records": records}
+            "train_examples": eval_every * batch_size, "test_examples": test_examples, "seeds": seeds,
+            "records": records}
 
 
-def adding_study(cells: Sequence[str] = CELLS, lengths: Sequence[int] = (50, 100, 200), **options: Any) -> dict[str, Any]:
+def _over_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record from a configuration's per-seed records (memory_study's docstring); one seed: its record."""
+    if len(runs) == 1:
+        return runs[0]
+    seeds, first = len(runs), runs[0]
+    record = {key: first[key] for key in ("cell", "length", "clipnorm", "baseline")}
+    record["steps"] = max((r["steps"] for r in runs), key=len)
+    for key in ("train_loss", "test_loss"):  # a seed stopped early (non-finite) is padded with NaN
+        rows = np.full((seeds, len(record["steps"])), np.nan)
+        for row, r in zip(rows, runs):
+            row[:len(r[key])] = r[key]
+        record.update({f"{key}{suffix}": v for suffix, v in seed_summary(rows, seeds).items()})
+    for key in ("final_test_loss", "recall"):
+        if key in first:
+            record.update({f"{key}{suffix}": v for suffix, v in seed_summary(np.asarray([r[key] for r in runs]), seeds).items()})
+    record["finite"] = all(r["finite"] for r in runs)
+    record["stop_reason"] = next((r["stop_reason"] for r in runs if r["stop_reason"]), None)
+    record["seconds"] = sum(r["seconds"] for r in runs)
+    record["ms_per_step"] = float(np.mean([r["ms_per_step"] for r in runs]))
+    record["trained_profile"] = profile_summary(np.asarray([r["trained_profile"]["profile"] for r in runs]))
+    return record
+
+
+def _memory_record(task: str, spec: dict, length: int, name: str, clip: float | None, data: tuple,
+                   settings: dict, seed: int) -> dict[str, Any]:
+    """One fit of `memory_study` with fit seed `seed`: its learning curves, recall (copy) and trained gradient profile."""
+    from jdl import optim
+    from jdl.models.rnn import SequenceClassifier, SequenceTagger
+    from jdl.train.trainer import Trainer
+
+    (x, y), (x_test, y_test) = data
+    eval_every, profile_examples = settings["eval_every"], settings["profile_examples"]
+    if task == "adding":
+        model = SequenceClassifier(cell=name, units=settings["units"], outputs=1)
+    else:
+        model = SequenceTagger(cell=name, units=settings["units"], outputs=memory_tasks.COPY_VOCAB)
+    trainer = Trainer(model, loss=spec["loss"], optimizer=optim.adam(settings["learning_rate"], clipnorm=clip))
+    start = time.perf_counter()
+    state, history = trainer.fit(x, y, epochs=settings["steps"] // eval_every, batch_size=settings["batch_size"],
+                                 shuffle=True, validation_data=(x_test, y_test), verbose=0, seed=seed)
+    seconds = time.perf_counter() - start
+    train_loss = np.asarray(history.history["loss"], np.float64)
+    test_loss = np.asarray(history.history["val_loss"], np.float64)
+    done = len(train_loss) * eval_every
+    record = {"cell": name, "length": length, "clipnorm": clip,
+              "steps": (eval_every * np.arange(1, len(train_loss) + 1)).tolist(),
+              "train_loss": train_loss.tolist(), "test_loss": test_loss.tolist(),
+              "final_test_loss": float(test_loss[-1]), "baseline": float(spec["baseline"](length)),
+              "finite": bool(np.all(np.isfinite(train_loss))) and history.stop_reason is None,
+              "stop_reason": history.stop_reason, "seconds": seconds, "ms_per_step": 1e3 * seconds / done}
+    if task == "copy":
+        record["recall"] = _copy_recall(np.asarray(trainer.predict(state, x_test)), y_test)
+    norms = hidden_gradient_norms(model, state.variables, x_test[:profile_examples],
+                                  y_test[:profile_examples], spec["loss"])
+    record["trained_profile"] = profile_summary(norms)
+    return record
+
+
+def adding_study(cells: Sequence[str] = CELLS, lengths: Sequence[int] = (50, 100, 200), *, seeds: int = 1,
+                 progress: bool = False, **options: Any) -> dict[str, Any]:
     """`memory_study("adding", ...)`: the adding problem, baseline MSE 1/6, solved below 0.01."""
-    return memory_study("adding", cells, lengths, **options)
+    return memory_study("adding", cells, lengths, seeds=seeds, progress=progress, **options)
 
 
-def copy_study(cells: Sequence[str] = CELLS, lengths: Sequence[int] = (20, 50, 100), **options: Any) -> dict[str, Any]:
+def copy_study(cells: Sequence[str] = CELLS, lengths: Sequence[int] = (20, 50, 100), *, seeds: int = 1,
+               progress: bool = False, **options: Any) -> dict[str, Any]:
     """`memory_study("copy", ...)`: the copy-memory task, baseline 10 ln 8 / (T + 20) nats per step."""
-    return memory_study("copy", cells, lengths, **options)
+    return memory_study("copy", cells, lengths, seeds=seeds, progress=progress, **options)
 
 
 __all__ = ["CELLS", "adding_study", "cell_hidden_gradients", "copy_study", "hidden_gradient_norms", "memory_study",

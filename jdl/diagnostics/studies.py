@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -26,6 +25,7 @@ import numpy as np
 from jdl import _checks
 from jdl.diagnostics.papers import glorot_study, he_study, noise_scale_study, pascanu_study  # noqa: F401  (re-exported)
 from jdl.diagnostics.rnn_studies import adding_study, copy_study, rnn_study  # noqa: F401  (re-exported)
+from jdl.diagnostics.study_grid import seed_summary, study_workers
 from jdl.nn import activations as activations_lib
 from jdl.nn import initializers as initializers_lib
 
@@ -102,18 +102,11 @@ def _check_depth_grid(activations, inits, depths, width, steps, learning_rate, c
         _checks.check_number(clipnorm, "clipnorm", positive=True)
 
 
-def _seed_summary(values: np.ndarray, seeds: int) -> dict[str, Any]:
-    """One seed: the values; k seeds: their mean, "…_spread" (std over seeds) and "…_seeds" (k rows)."""
-    if seeds == 1:
-        return {"": values[0].tolist()}
-    return {"": values.mean(axis=0).tolist(), "_spread": values.std(axis=0).tolist(), "_seeds": values.tolist()}
-
-
 def _depth_record(act, init, depth, bn, res, g0, g1, losses, steps: int, seeds: int) -> dict[str, Any]:
     """A depth-study record from one configuration's per-seed norms g0, g1 (k, L) and losses (k, steps)."""
     record: dict[str, Any] = {"activation": act, "init": init, "depth": int(depth), "batch_norm": bool(bn),
                               "residual": bool(res)}
-    record.update({f"init_norms{k}": v for k, v in _seed_summary(g0, seeds).items()})
+    record.update({f"init_norms{k}": v for k, v in seed_summary(g0, seeds).items()})
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = g0[:, 0].astype(np.float64) / g0[:, -1]
         first_to_last = float(ratios[0]) if seeds == 1 else float(np.exp(np.mean(np.log(ratios))))
@@ -121,8 +114,8 @@ def _depth_record(act, init, depth, bn, res, g0, g1, losses, steps: int, seeds: 
     if seeds > 1:
         record["first_to_last_seeds"] = ratios.tolist()
     if steps:
-        record.update({f"trained_norms{k}": v for k, v in _seed_summary(g1, seeds).items()})
-        record.update({f"losses{k}": v for k, v in _seed_summary(losses, seeds).items()})
+        record.update({f"trained_norms{k}": v for k, v in seed_summary(g1, seeds).items()})
+        record.update({f"losses{k}": v for k, v in seed_summary(losses, seeds).items()})
         record.update(final_loss=float(np.mean(losses[:, -1])), finite=bool(np.all(np.isfinite(losses))))
     return record
 
@@ -194,7 +187,7 @@ def depth_study(
         return run.lower(params[0], *data[0]).compile(), params
 
     bar = tqdm(total=len(groups) * len(batch), unit="config", desc="depth study", disable=not progress)
-    workers = max(1, min(len(batch), os.cpu_count() or 1))
+    workers = study_workers(None, len(batch))
     with ThreadPoolExecutor(1) as preparer, ThreadPoolExecutor(workers) as runners:
         upcoming = preparer.submit(prepare, groups[0]) if groups else None
         for index, (depth, bn, res, act) in enumerate(groups):

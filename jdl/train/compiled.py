@@ -12,6 +12,7 @@ import collections
 import dataclasses
 import functools
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -145,22 +146,27 @@ def concurrently(jobs: Sequence[tuple[Callable, Any]]) -> list[Any]:
         for fn, args in jobs:
             args = args(outputs) if callable(args) else args
             key = (fn, signature(args))
-            if key in _LOWERED:  # compiled by an earlier call (a later fit of the same shapes): no tracing again
-                _LOWERED.move_to_end(key)
-                outputs.append(_LOWERED[key])
+            with _LOWERED_LOCK:  # fits may run in several threads at once (the memory and depth studies)
+                known = _LOWERED.get(key)
+                if known is not None:  # compiled by an earlier call (a later fit of the same shapes): no tracing again
+                    _LOWERED.move_to_end(key)
+            if known is not None:
+                outputs.append(known)
                 continue
             lowered = fn.lower(*args)
             outputs.append(lowered.out_info)
             compiles.append(pool.submit(lowered.compile))
-            _LOWERED[key] = lowered.out_info
-            while len(_LOWERED) > 4 * CACHE_SIZE:
-                _LOWERED.popitem(last=False)
+            with _LOWERED_LOCK:
+                _LOWERED[key] = lowered.out_info
+                while len(_LOWERED) > 4 * CACHE_SIZE:
+                    _LOWERED.popitem(last=False)
         for future in compiles:
             future.result()
     return outputs
 
 
 _LOWERED: collections.OrderedDict = collections.OrderedDict()  # (jitted function, signature) -> its outputs' shapes
+_LOWERED_LOCK = threading.Lock()
 
 
 def signature(args: Any) -> tuple:

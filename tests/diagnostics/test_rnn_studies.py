@@ -1,5 +1,7 @@
 """Gradients through time: ‖∂L/∂h_t‖ against closed forms and a Jacobian-chain reference; the memory studies."""
 
+import time
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -121,6 +123,65 @@ def test_copy_study_records_recall_and_the_baseline():
     assert len(record["trained_profile"]["profile"]) == 23
 
 
+def test_concurrent_configurations_give_the_records_of_one_at_a_time():
+    """Two workers train the grid's configurations at once; each record equals the sequential path's, bit for bit."""
+    options = dict(cells=("simple_rnn", "gru"), lengths=(4, 6), clipnorms=(None, 0.5), steps=20, units=4,
+                   eval_every=10, test_examples=16, profile_examples=4)
+    alone, together = (rnn_studies.copy_study(workers=k, **options) for k in (1, 2))
+    assert [(r["length"], r["cell"], r["clipnorm"]) for r in together["records"]] == [
+        (length, cell, clip) for length in (4, 6) for cell in ("simple_rnn", "gru") for clip in (None, 0.5)]
+    timing = ("seconds", "ms_per_step")
+    for one, two in zip(alone["records"], together["records"]):
+        assert {k: v for k, v in one.items() if k not in timing} == {k: v for k, v in two.items() if k not in timing}
+    assert {k: v for k, v in alone.items() if k != "records"} == {k: v for k, v in together.items() if k != "records"}
+
+
+def test_a_failing_configuration_raises_and_starts_no_further_fit(monkeypatch):
+    started = []
+
+    def fail_on_the_first(task, spec, length, name, clip, data, settings, seed):
+        started.append(name)
+        if len(started) > 1:
+            time.sleep(0.5)  # the fit the worker took up meanwhile: the study cancels the rest before it ends
+        raise RuntimeError(f"{name} failed")
+
+    monkeypatch.setattr(rnn_studies, "_memory_record", fail_on_the_first)
+    with pytest.raises(RuntimeError, match="failed"):
+        rnn_studies.adding_study(cells=("lstm",) * 6, lengths=(4,), clipnorms=(None,), steps=10, eval_every=10,
+                                 workers=1)
+    assert len(started) <= 2
+
+
+def test_seeds_give_the_mean_and_spread_of_the_separate_fits():
+    """seeds = 2: fit seeds 3 and 4 on the same sequences, each fit as a one-seed study runs it; then mean ± std."""
+    options = dict(cells=("lstm",), lengths=(4,), clipnorms=(1.0,), steps=20, units=4, eval_every=10,
+                   test_examples=16, profile_examples=4)
+    both = rnn_studies.copy_study(seeds=2, seed=3, **options)
+    spec = rnn_studies.TASKS["copy"]
+    data = (spec["data"](10 * 64, 4, 3), spec["data"](16, 4, 4))
+    settings = dict(steps=20, batch_size=64, units=4, learning_rate=1e-2, eval_every=10, profile_examples=4)
+    runs = [rnn_studies._memory_record("copy", spec, 4, "lstm", 1.0, data, settings, s) for s in (3, 4)]
+    one_seed = rnn_studies.copy_study(seed=3, **options)["records"][0]
+    assert {k: v for k, v in runs[0].items() if k not in ("seconds", "ms_per_step")} == {
+        k: v for k, v in one_seed.items() if k not in ("seconds", "ms_per_step")}
+    record = both["records"][0]
+    losses = np.asarray([r["test_loss"] for r in runs])
+    assert not np.array_equal(losses[0], losses[1])
+    np.testing.assert_array_equal(record["test_loss"], losses.mean(axis=0))
+    np.testing.assert_array_equal(record["test_loss_spread"], losses.std(axis=0))
+    assert record["test_loss_seeds"] == losses.tolist()
+    assert record["final_test_loss"] == pytest.approx(np.mean([r["final_test_loss"] for r in runs]), rel=1e-12)
+    assert record["recall_seeds"] == [r["recall"] for r in runs]
+    np.testing.assert_allclose(record["trained_profile"]["profile"],
+                               np.mean([r["trained_profile"]["profile"] for r in runs], axis=0), rtol=1e-12)
+    assert record["finite"] and both["seeds"] == 2
+    report = report_lib.memory_report(both)
+    header, rows = report.sections[0].table
+    assert rows[0][header.index("± std over 2 seeds")] == record["final_test_loss_spread"]
+    assert "Means over 2 seeds" in report.sections[0].paragraphs[0]
+    assert report.findings[0].startswith(f"T = 4, lstm, clipnorm 1 (mean of 2 seeds, ± {record['final_test_loss_spread']:.2g}): ")
+
+
 def test_copy_recall_counts_only_the_ten_copied_symbols():
     _, y = memory_tasks.copy_memory(4, 5, seed=0)
     predictions = np.eye(10)[y].copy()
@@ -153,6 +214,8 @@ def test_rnn_report_plots_each_part_and_names_vanishing_and_exploding():
     (lambda: rnn_studies.adding_study(cells=("transformer",)), ValueError, "cell"),
     (lambda: rnn_studies.adding_study(steps=50, eval_every=100), ValueError, "steps must be >= eval_every"),
     (lambda: rnn_studies.adding_study(clipnorms=(-1.0,)), ValueError, "clipnorms"),
+    (lambda: rnn_studies.adding_study(workers=0), ValueError, "workers"),
+    (lambda: rnn_studies.copy_study(seeds=0), ValueError, "seeds"),
     (lambda: rnn_studies.rnn_study(scales=(0.0,)), ValueError, "scales"),
     (lambda: rnn_studies.hidden_gradient_norms(SequenceClassifier(cell="gru", layers=2), {}, np.zeros((1, 2, 1)), None),
      ValueError, "one unidirectional recurrent layer"),

@@ -64,12 +64,12 @@ def depth_report(result: dict[str, Any]) -> Report:
     return report
 
 
-def _seed_band(ax: Any, record: dict[str, Any], key: str, line: Any) -> None:
-    """Shade mean ± std over seeds around a curve when the record holds several seeds."""
+def _seed_band(ax: Any, record: dict[str, Any], key: str, line: Any, x: Sequence[float] | None = None) -> None:
+    """Shade mean ± std over seeds around a curve (at x, default 0, 1, …) when the record holds several seeds."""
     if f"{key}_spread" in record:
         mean, spread = np.asarray(record[key], np.float64), np.asarray(record[f"{key}_spread"], np.float64)
-        ax.fill_between(np.arange(len(mean)), np.maximum(mean - spread, mean * 1e-3), mean + spread,
-                        color=line.get_color(), alpha=0.15, linewidth=0)
+        ax.fill_between(np.arange(len(mean)) if x is None else x, np.maximum(mean - spread, mean * 1e-3),
+                        mean + spread, color=line.get_color(), alpha=0.15, linewidth=0)
 
 
 def depth_findings(records: Sequence[dict[str, Any]]) -> list[str]:
@@ -208,12 +208,14 @@ def memory_report(result: dict[str, Any]) -> Report:
     task = result["study"]
     title = {"adding": "The adding problem", "copy": "The copy-memory task"}.get(task, task)
     report = Report(f"{title}: SimpleRNN vs LSTM vs GRU", data=result)
+    seeds = result.get("seeds", 1)
     for length in dict.fromkeys(r["length"] for r in result["records"]):
         group = [r for r in result["records"] if r["length"] == length]
         fig, ax = plt.subplots(figsize=(9, 4.5))
         for r in group:
             clip = f"clipnorm {r['clipnorm']:g}" if r["clipnorm"] else "no clipping"
-            ax.plot(r["steps"], r["test_loss"], marker=".", label=f"{r['cell']}, {clip}")
+            line, = ax.plot(r["steps"], r["test_loss"], marker=".", label=f"{r['cell']}, {clip}")
+            _seed_band(ax, r, "test_loss", line, r["steps"])
         ax.axhline(group[0]["baseline"], color="k", linestyle="--", label=f"baseline {group[0]['baseline']:.4f}")
         ax.set_yscale("log")
         ax.set_xlabel(f"Adam step (batch {result['batch_size']})")
@@ -223,7 +225,9 @@ def memory_report(result: dict[str, Any]) -> Report:
         section = Section(f"T = {length}",
                           paragraphs=[f"Test {result['unit']} on {result['test_examples']} held-out sequences every "
                                       f"{result['eval_every']} steps; the dashed line is what a model without memory "
-                                      f"scores. {result['units']} units, Adam at {result['learning_rate']:g}."])
+                                      f"scores. {result['units']} units, Adam at {result['learning_rate']:g}."
+                                      + (f" Means over {seeds} seeds (initialization and shuffling), shaded ± one "
+                                         "standard deviation." if seeds > 1 else "")])
         section.figures.append((figure_png(fig), f"learning curves, T = {length}"))
         fig, ax = plt.subplots(figsize=(9, 4))
         for r in group:
@@ -237,12 +241,16 @@ def memory_report(result: dict[str, Any]) -> Report:
         header = ["cell", "clipnorm", f"final test {result['unit']}", "baseline", "ms/step", "‖∂L/∂h_0‖ / ‖∂L/∂h_T‖"]
         if task == "copy":
             header.insert(3, "recall")
+        if seeds > 1:
+            header.insert(3, f"± std over {seeds} seeds")
         rows = []
         for r in group:
             row = [r["cell"], r["clipnorm"] or "none", r["final_test_loss"], r["baseline"], r["ms_per_step"],
                    r["trained_profile"]["first_to_last"]]
             if task == "copy":
                 row.insert(3, r["recall"])
+            if seeds > 1:
+                row.insert(3, r["final_test_loss_spread"])
             rows.append(row)
         section.table = (header, rows)
         report.sections.append(section)
@@ -255,6 +263,8 @@ def memory_findings(result: dict[str, Any]) -> list[str]:
     findings = []
     for r in result["records"]:
         name = f"T = {r['length']}, {r['cell']}, {'clipnorm ' + format(r['clipnorm'], 'g') if r['clipnorm'] else 'no clipping'}"
+        if "final_test_loss_seeds" in r:
+            name += f" (mean of {len(r['final_test_loss_seeds'])} seeds, ± {r['final_test_loss_spread']:.2g})"
         final, baseline = r["final_test_loss"], r["baseline"]
         steps = r["steps"][-1] if r["steps"] else 0
         recall = f", recall {r['recall']:.1%}" if "recall" in r else ""

@@ -109,7 +109,7 @@ def test_jdl_study_pascanu_quick_writes_a_report_that_states_agreement(tmp_path,
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["study", "init", "--seeds", "2"], "--seeds applies to the depth, he studies, not init"),
+    (["study", "init", "--seeds", "2"], "--seeds applies to the adding, copy, depth, he studies, not init"),
     (["study", "depth", "--seeds", "0"], "--seeds must be a positive integer, got 0"),
     (["study", "glorot", "--mnist", "/tmp"], "--mnist applies to the noise-scale study, not glorot"),
 ])
