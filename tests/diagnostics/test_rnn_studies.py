@@ -125,11 +125,11 @@ def test_copy_study_records_recall_and_the_baseline():
 
 def test_concurrent_configurations_give_the_records_of_one_at_a_time():
     """Two workers train the grid's configurations at once; each record equals the sequential path's, bit for bit."""
-    options = dict(cells=("simple_rnn", "gru"), lengths=(4, 6), clipnorms=(None, 0.5), steps=20, units=4,
+    options = dict(cells=("simple_rnn", "gru"), lengths=(4,), clipnorms=(None, 0.5), steps=20, units=4,
                    eval_every=10, test_examples=16, profile_examples=4)
     alone, together = (rnn_studies.copy_study(workers=k, **options) for k in (1, 2))
     assert [(r["length"], r["cell"], r["clipnorm"]) for r in together["records"]] == [
-        (length, cell, clip) for length in (4, 6) for cell in ("simple_rnn", "gru") for clip in (None, 0.5)]
+        (4, cell, clip) for cell in ("simple_rnn", "gru") for clip in (None, 0.5)]
     timing = ("seconds", "ms_per_step")
     for one, two in zip(alone["records"], together["records"]):
         assert {k: v for k, v in one.items() if k not in timing} == {k: v for k, v in two.items() if k not in timing}
