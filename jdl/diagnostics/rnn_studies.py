@@ -25,7 +25,7 @@ import numpy as np
 from jdl import _checks
 from jdl import losses as losses_lib
 from jdl.data import memory_tasks
-from jdl.diagnostics.study_grid import seed_summary, study_workers
+from jdl.diagnostics.study_grid import seed_fields, study_workers
 from jdl.nn import recurrent
 
 CELLS = ("simple_rnn", "lstm", "gru")
@@ -269,10 +269,10 @@ def _over_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
         rows = np.full((seeds, len(record["steps"])), np.nan)
         for row, r in zip(rows, runs):
             row[:len(r[key])] = r[key]
-        record.update({f"{key}{suffix}": v for suffix, v in seed_summary(rows, seeds).items()})
+        record.update(seed_fields(key, rows, seeds))
     for key in ("final_test_loss", "recall"):
         if key in first:
-            record.update({f"{key}{suffix}": v for suffix, v in seed_summary(np.asarray([r[key] for r in runs]), seeds).items()})
+            record.update(seed_fields(key, [r[key] for r in runs], seeds))
     record["finite"] = all(r["finite"] for r in runs)
     record["stop_reason"] = next((r["stop_reason"] for r in runs if r["stop_reason"]), None)
     record["seconds"] = sum(r["seconds"] for r in runs)

@@ -25,7 +25,7 @@ import numpy as np
 from jdl import _checks
 from jdl.diagnostics.papers import glorot_study, he_study, noise_scale_study, pascanu_study  # noqa: F401  (re-exported)
 from jdl.diagnostics.rnn_studies import adding_study, copy_study, rnn_study  # noqa: F401  (re-exported)
-from jdl.diagnostics.study_grid import seed_summary, study_workers
+from jdl.diagnostics.study_grid import seed_fields, study_workers
 from jdl.nn import activations as activations_lib
 from jdl.nn import initializers as initializers_lib
 
@@ -106,7 +106,7 @@ def _depth_record(act, init, depth, bn, res, g0, g1, losses, steps: int, seeds: 
     """A depth-study record from one configuration's per-seed norms g0, g1 (k, L) and losses (k, steps)."""
     record: dict[str, Any] = {"activation": act, "init": init, "depth": int(depth), "batch_norm": bool(bn),
                               "residual": bool(res)}
-    record.update({f"init_norms{k}": v for k, v in seed_summary(g0, seeds).items()})
+    record.update(seed_fields("init_norms", g0, seeds))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = g0[:, 0].astype(np.float64) / g0[:, -1]
         first_to_last = float(ratios[0]) if seeds == 1 else float(np.exp(np.mean(np.log(ratios))))
@@ -114,8 +114,8 @@ def _depth_record(act, init, depth, bn, res, g0, g1, losses, steps: int, seeds: 
     if seeds > 1:
         record["first_to_last_seeds"] = ratios.tolist()
     if steps:
-        record.update({f"trained_norms{k}": v for k, v in seed_summary(g1, seeds).items()})
-        record.update({f"losses{k}": v for k, v in seed_summary(losses, seeds).items()})
+        record.update(seed_fields("trained_norms", g1, seeds))
+        record.update(seed_fields("losses", losses, seeds))
         record.update(final_loss=float(np.mean(losses[:, -1])), finite=bool(np.all(np.isfinite(losses))))
     return record
 

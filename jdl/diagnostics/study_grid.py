@@ -23,3 +23,8 @@ def seed_summary(values: np.ndarray, seeds: int) -> dict[str, Any]:
     if seeds == 1:
         return {"": values[0].tolist()}
     return {"": values.mean(axis=0).tolist(), "_spread": values.std(axis=0).tolist(), "_seeds": values.tolist()}
+
+
+def seed_fields(name: str, values: Any, seeds: int) -> dict[str, Any]:
+    """`seed_summary` of values (k, ...) as record fields: name, and with k > 1 name_spread and name_seeds."""
+    return {f"{name}{suffix}": v for suffix, v in seed_summary(np.asarray(values), seeds).items()}
