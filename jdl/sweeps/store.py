@@ -74,18 +74,24 @@ def _alive(pid: int) -> bool:
 
 
 def clear_stale_claims(out: Path) -> tuple[list[int], list[str]]:
-    """Remove claims of unfinished trials whose process died on this host; returns (cleared, held elsewhere)."""
+    """Remove claims whose process died on this host; returns (unfinished trials cleared, claims held elsewhere).
+
+    A finished trial's claim is left behind when its worker was killed between writing the trial's record
+    and releasing the claim: it is removed (when its owner is dead) and not listed.
+    """
     cleared, elsewhere = [], []
     host = socket.gethostname()
     for path in sorted(out.glob("trial-*/.claim")):
         number = int(path.parent.name.split("-", 1)[1])
         record = read_trial(out, number)
-        if record is not None and record["state"] in FINISHED:
-            continue
         try:
             owner = json.loads(path.read_text())
         except (OSError, ValueError):
             owner = {"host": host, "pid": -1}
+        if record is not None and record["state"] in FINISHED:
+            if owner.get("host") == host and not _alive(int(owner.get("pid", -1))):
+                path.unlink(missing_ok=True)
+            continue
         if owner.get("host") != host:
             elsewhere.append(f"trial {number} (host {owner.get('host')}, pid {owner.get('pid')})")
         elif not _alive(int(owner.get("pid", -1))):

@@ -166,3 +166,16 @@ def test_a_trial_is_claimed_once_and_a_dead_claim_is_cleared_on_resume(tmp_path)
     (tmp_path / "trial-4" / ".claim").write_text(json.dumps({"host": "elsewhere", "pid": 1}))
     assert store.clear_stale_claims(tmp_path) == ([3], ["trial 4 (host elsewhere, pid 1)"])
     assert store.claim(tmp_path, 3)
+
+
+def test_a_finished_trials_claim_left_by_a_killed_worker_is_removed_on_resume(tmp_path):
+    """The worker wrote trial 5's record, then died before releasing its claim (SIGKILL between the two)."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = __import__("socket").gethostname()
+    for number in (5, 6):
+        store.trial_dir(tmp_path, number).mkdir()
+        store.write_trial(tmp_path, {"number": number, "state": "complete"})
+    (tmp_path / "trial-5" / ".claim").write_text(json.dumps({"host": host, "pid": int(dead.stdout)}))
+    (tmp_path / "trial-6" / ".claim").write_text(json.dumps({"host": host, "pid": os.getpid()}))  # still running
+    assert store.clear_stale_claims(tmp_path) == ([], [])
+    assert not (tmp_path / "trial-5" / ".claim").exists() and (tmp_path / "trial-6" / ".claim").exists()
