@@ -35,7 +35,7 @@ STUDY_SIZES = {
 STUDY_HELP = {  # what each study shows and roughly how long its full size takes on 2 idle cores (--quick: seconds)
     "adding": "SimpleRNN vs LSTM vs GRU on the adding problem (about 8 min)",
     "copy": "SimpleRNN vs LSTM vs GRU on the copy-memory task (about 12 min)",
-    "depth": "activation x init x depth x batch-norm grid of per-layer gradients, 200 SGD steps (about 8 min)",
+    "depth": "activation x init x depth x batch-norm grid of per-layer gradients, 200 SGD steps (8-16 min)",
     "glorot": "Glorot & Bengio 2010: tanh activations, gradients and Jacobians at init (about 15 s)",
     "he": "He et al. 2015: 30-layer ReLU net, Xavier vs He init, signal and training (about 1 min)",
     "init": "30-layer ReLU signal under Xavier vs He (about 10 s)",
